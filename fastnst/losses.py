@@ -1,0 +1,90 @@
+"""Perceptual losses (Johnson et al. 2016), shared by the trainer and by Gatys-style optimisation.
+
+Change a loss weight or a layer here: these defaults are what `training` and `bench/quality.py` use.
+
+The weights follow pytorch/examples' fast_neural_style (content 1e5, style 1e10, MSE, Gram / (C·H·W)) on VGG
+input normalised from [0, 1]. That is exactly what our networks see, so the published balance carries over.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vgg import VGGFeatures
+
+CONTENT_LAYERS = ("relu2_2",)
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+CONTENT_WEIGHT = 1e5
+STYLE_WEIGHT = 1e10
+TV_WEIGHT = 0.0  # Johnson et al. used a little TV; nearest-upsample + reflection padding rarely need it
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, C) Gram matrix normalised by C·H·W, computed in fp32 (bf16 sums lose the style)."""
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w).float()
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Feature reconstruction loss: mean squared error between activations."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def style_loss(features: dict, target_grams: dict) -> torch.Tensor:
+    """Sum over layers of the MSE between Gram matrices; a (1, C, C) target is shared by the whole batch."""
+    total = 0.0
+    for name, target in target_grams.items():
+        gram = gram_matrix(features[name])
+        total = total + F.mse_loss(gram, target.expand_as(gram))
+    return total
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels (smoothness prior)."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.float().pow(2).mean() + dy.float().pow(2).mean()
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted content + style + TV loss against one style image, on a frozen VGG.
+
+    `set_style(image)` stores the style's Gram matrices once; `forward(output, content)` returns a dict of
+    weighted terms and their sum under "total". The content image only runs through VGG as deep as the content
+    layers (relu2_2), which saves most of its forward pass.
+    """
+
+    def __init__(self, *, vgg: VGGFeatures | None = None, arch: str = "vgg16", weights=None,
+                 content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight: float = CONTENT_WEIGHT,
+                 style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT):
+        super().__init__()
+        layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
+        self.vgg = vgg if vgg is not None else VGGFeatures(arch, layers=layers, weights=weights)
+        self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
+        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.target_grams: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def set_style(self, style: torch.Tensor) -> None:
+        """Compute the style targets from a (1, 3, H, W) image in [0, 1]."""
+        feats = self.vgg(style, layers=self.style_layers)
+        self.target_grams = {name: gram_matrix(feats[name]).detach() for name in self.style_layers}
+
+    def content_targets(self, content: torch.Tensor) -> dict:
+        with torch.no_grad():
+            return {k: v.detach() for k, v in self.vgg(content, layers=self.content_layers).items()}
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor | dict | None) -> dict:
+        """Weighted loss terms. `content` is the content image or precomputed `content_targets(...)`;
+        None means texture synthesis (no content term)."""
+        if not self.target_grams:
+            raise RuntimeError("call set_style(style_image) before computing the loss")
+        feats = self.vgg(output)
+        terms = {"style": self.style_weight * style_loss(feats, self.target_grams)}
+        if content is not None:
+            targets = content if isinstance(content, dict) else self.content_targets(content)
+            terms["content"] = self.content_weight * sum(content_loss(feats[k], targets[k]) for k in targets)
+        if self.tv_weight:
+            terms["tv"] = self.tv_weight * total_variation(output)
+        terms["total"] = sum(terms.values())
+        return terms

@@ -1,0 +1,107 @@
+"""TransformerNet: the feed-forward image transformation network of Johnson et al. 2016.
+
+    9×9 conv 32 → 3×3 stride-2 convs 64, 128 → 5 residual blocks (128)
+    → 2 × (nearest-upsample ×2 + 3×3 conv) 64, 32 → 9×9 conv to 3
+
+with reflection padding everywhere (zero padding draws dark frames around the output) and instance
+normalisation (Ulyanov et al. 2017) by default, the same at train and test time. `norm="batch"` reproduces the
+IN paper's comparison. `width` scales every channel count (0.5 gives the light CPU network) and
+`num_residual_blocks` sets the depth.
+
+Output: RGB in [0, 1]. The last conv's output goes through a sigmoid, so the range is bounded by construction
+and every pixel keeps a gradient (a clamp would silence saturated pixels; Johnson's scaled tanh overshoots the
+range and still needs a clamp at test time).
+
+Any H×W works: the input is reflection-padded to a multiple of 4 (two stride-2 stages) and the output cropped
+back, so odd sizes come back at exactly their input size.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hub import StrictHubMixin, make_norm
+
+# Defaults as published (Johnson et al. 2016, supplementary Table 1).
+BASE_CHANNELS = (32, 64, 128)
+MIN_SIDE = 8  # smaller inputs are padded up to this (a 9×9 reflection pad needs at least 5 pixels)
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count under a width multiplier, kept a multiple of 8 (tensor-core and SIMD friendly)."""
+    return max(8, int(round(channels * width / 8)) * 8)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad + conv (+ norm + ReLU): the building block of every stage."""
+
+    def __init__(self, in_ch, out_ch, kernel_size, *, stride=1, norm="instance", relu=True):
+        layers = [nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(in_ch, out_ch, kernel_size, stride)]
+        if norm is not None:
+            layers.append(make_norm(norm, out_ch))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3×3 conv-norm layers with an identity skip (no ReLU after the sum, as in Johnson's supplement)."""
+
+    def __init__(self, channels, *, norm="instance"):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvLayer(channels, channels, 3, norm=norm),
+            ConvLayer(channels, channels, 3, norm=norm, relu=False),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Module):
+    """Nearest-neighbour ×2 upsampling then a 3×3 conv: avoids the checkerboards of transposed convolutions
+    (Odena et al. 2016), which is why pytorch/examples and most reimplementations do the same."""
+
+    def __init__(self, in_ch, out_ch, *, norm="instance"):
+        super().__init__()
+        self.conv = ConvLayer(in_ch, out_ch, 3, norm=norm)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class TransformerNet(
+    nn.Module,
+    StrictHubMixin,
+    library_name="fastnst",
+    tags=["style-transfer", "fastnst", "image-to-image"],
+    pipeline_tag="image-to-image",
+    repo_url="https://github.com/fastnst/fastnst",
+):
+    """Johnson et al. 2016 transformation network. Input and output: (B, 3, H, W) RGB in [0, 1]."""
+
+    arch = "transformer"
+
+    def __init__(self, *, width: float = 1.0, num_residual_blocks: int = 5, norm: str = "instance"):
+        super().__init__()
+        c1, c2, c3 = (scaled(c, width) for c in BASE_CHANNELS)
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c1, 9, norm=norm),
+            ConvLayer(c1, c2, 3, stride=2, norm=norm),
+            ConvLayer(c2, c3, 3, stride=2, norm=norm),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm=norm) for _ in range(num_residual_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleConv(c3, c2, norm=norm),
+            UpsampleConv(c2, c1, norm=norm),
+            ConvLayer(c1, 3, 9, norm=None, relu=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        # Pad up to a multiple of 4 and at least MIN_SIDE, so the 9×9 reflection pads always fit.
+        pad_h, pad_w = max(MIN_SIDE, h + -h % 4) - h, max(MIN_SIDE, w + -w % 4) - w
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        y = torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
+        return y[..., :h, :w]
