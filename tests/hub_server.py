@@ -295,7 +295,8 @@ class HubServer:
             "author": repo.repo_id.split("/")[0], "sha": sha, "lastModified": commit.date, "createdAt": repo.created,
             "private": repo.private, "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": tags,
             "library_name": card.get("library_name"), "pipeline_tag": card.get("pipeline_tag"),
-            "cardData": card or None, "siblings": siblings, "usedStorage": sum(len(b.data) for b in commit.files.values()),
+            "cardData": card or None, "siblings": siblings,
+            "usedStorage": sum(len(b.data) for b in commit.files.values()),
         }
 
 
@@ -488,7 +489,8 @@ class _Handler(BaseHTTPRequestHandler):
             def ref(name, sha, full):
                 return {"name": name, "ref": full, "targetCommit": sha}
             return 200, {
-                "branches": [ref(n, s, f"refs/heads/{n}") for n, s in repo.branches.items() if not n.startswith("refs/")],
+                "branches": [ref(n, s, f"refs/heads/{n}") for n, s in repo.branches.items()
+                             if not n.startswith("refs/")],
                 "tags": [ref(n, s, f"refs/tags/{n}") for n, s in repo.tags.items()], "converts": [],
                 "pullRequests": [ref(n, s, n) for n, s in repo.branches.items() if n.startswith("refs/pr/")],
             }, {}
