@@ -1,0 +1,144 @@
+"""Command line: `python -m training --style painting.jpg --data coco/train2014 --out runs/starry [...]`.
+
+Two forms share one entry point (`main`, also the `fastnst-train` console script):
+
+    python -m training --style S --data D --out RUN_DIR [options]      train (or --resume), export, optionally push
+    python -m training push RUN_DIR --repo user/name [--private]        (re)try publishing a finished run
+
+Under `torchrun --nproc-per-node N python -m training ...` the same command trains with DDP.
+User mistakes (a FastNSTError, a missing file) print one line to stderr and exit with status 2.
+"""
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from fastnst.errors import FastNSTError, HubError
+
+from . import trainer as T
+
+EPILOG = """outputs in RUN_DIR: checkpoint.pt (resumable), history.csv, samples/step_*.jpg, recipe.json,
+metrics.json, export/ (fp32) and export-fp16/. Publish a finished run later with:
+  python -m training push RUN_DIR --repo user/name [--private] [--revision BRANCH]"""
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description="Train a fast style-transfer network for "
+                                "one painting (Johnson et al. 2016) and publish it.", epilog=EPILOG,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = {f.name: f.default for f in fields(T.TrainConfig)}
+    io = p.add_argument_group("what and where")
+    io.add_argument("--style", required=True, help="the painting (jpg/png/webp)")
+    io.add_argument("--data", required=True, help="folder of photos (searched recursively, e.g. COCO train2014) "
+                    "or a text file listing them, one path per line relative to the file")
+    io.add_argument("--out", required=True, help="run directory for checkpoints, samples, history and exports")
+    io.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    io.add_argument("--push-to-hub", metavar="USER/NAME", default=None, help="publish the export to this Hub repo")
+    io.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    io.add_argument("--revision", default=None, help="Hub branch to push to (default: main)")
+
+    net = p.add_argument_group("network")
+    net.add_argument("--arch", choices=("transformer", "texture"), default=d["arch"],
+                     help="Johnson's TransformerNet or Ulyanov's multi-scale TextureNet")
+    net.add_argument("--norm", choices=("instance", "batch"), default=d["norm"])
+    net.add_argument("--width", type=float, default=d["width"], help="channel multiplier (0.5: the light CPU net)")
+    net.add_argument("--residual-blocks", type=int, default=d["residual_blocks"], help="TransformerNet depth")
+    net.add_argument("--texture-only", action="store_true", help="texture synthesis: noise in, style loss only "
+                     "(implies --arch texture)")
+
+    rec = p.add_argument_group("recipe")
+    rec.add_argument("--image-steps", type=int, default=d["image_steps"], help="training budget in images "
+                     "(160k = 2 epochs of COCO); steps = this / (batch size × GPUs)")
+    rec.add_argument("--batch-size", type=int, default=None, help=f"per process; default {T.BATCH_CPU} on CPU, "
+                     f"{T.BATCH_GPU} on a GPU")
+    rec.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
+    rec.add_argument("--crop", type=int, default=d["crop"], help="training crop size")
+    rec.add_argument("--prep-side", type=int, default=None, help="photos are cached with their shorter side "
+                     "resized to this and centre-cropped square; default round(crop × 1.15)")
+    rec.add_argument("--style-size", type=int, default=d["style_size"], help="downscale the painting so its "
+                     "longer side is at most this (0: use it as is); brush strokes scale with it")
+    rec.add_argument("--content-weight", type=float, default=d["content_weight"])
+    rec.add_argument("--style-weight", type=float, default=d["style_weight"])
+    rec.add_argument("--tv-weight", type=float, default=d["tv_weight"], help="total-variation smoothing")
+    rec.add_argument("--loss-arch", choices=sorted(T.LOSS_LAYERS), default=d["loss_arch"],
+                     help="vgg16: content relu2_2, style relu1_2/2_2/3_3/4_3 (Johnson); vgg19: content relu4_2, "
+                     "style relu1_1..relu5_1 (Gatys)")
+    rec.add_argument("--loss-weights", default=None, help="VGG features as a safetensors file, or 'imagenet' "
+                     "(torchvision download) or 'random' (tests only); default $FASTNST_VGG_WEIGHTS, else imagenet")
+    rec.add_argument("--seed", type=int, default=d["seed"])
+
+    run = p.add_argument_group("running")
+    run.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d["precision"],
+                     help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    run.add_argument("--compile", action="store_true", help="torch.compile the training step (GPU)")
+    run.add_argument("--log-every", type=int, default=d["log_every"], help="steps between log lines (each syncs)")
+    run.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="steps between checkpoints")
+    run.add_argument("--sample-every", type=int, default=d["sample_every"], help="steps between sample grids")
+    run.add_argument("--heldout", type=int, default=d["heldout"], help="photos kept out of training for samples "
+                     "and final losses (at most a fifth of the data)")
+    run.add_argument("--stop-at", type=int, default=None, metavar="STEP", help="checkpoint and stop at this step "
+                     "(continue later with --resume)")
+    run.add_argument("--cache-dir", default=None, help=f"where decoded photos are cached (default {T.D.CACHE_DIR})")
+    run.add_argument("--data-workers", type=int, default=None, help="decoding threads for the one-time cache "
+                     "(default: all cores, at most 16)")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    return p
+
+
+def push_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training push", description="Publish a finished run's export to "
+                                "the Hugging Face Hub (token: $HF_TOKEN or `hf auth login`).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", help="the run directory (--out of the training run)")
+    p.add_argument("--repo", required=True, metavar="USER/NAME", help="Hub model repo")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    return p
+
+
+def retry_command(run_dir, repo: str, private: bool = False, revision: str | None = None) -> str:
+    cmd = f"python -m training push {run_dir} --repo {repo}"
+    return cmd + (" --private" if private else "") + (f" --revision {revision}" if revision else "")
+
+
+def push(run_dir, repo: str, *, private: bool = False, revision: str | None = None) -> str:
+    try:
+        from training.publish import push_run
+    except ImportError as err:
+        raise HubError(f"Publishing is not available ({err}); the run is kept in {run_dir}.") from err
+    try:
+        url = push_run(Path(run_dir), repo, private=private, revision=revision)
+    except HubError as err:
+        raise HubError(f"{err} Everything is kept in {run_dir}; retry with: "
+                       f"{retry_command(run_dir, repo, private, revision)}") from err
+    print(f"published: {url}")
+    return url
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["push"]:
+            a = push_parser().parse_args(argv[1:])
+            if not Path(a.run_dir).is_dir():
+                raise FastNSTError(f"Run directory {a.run_dir} does not exist.")
+            push(a.run_dir, a.repo, private=a.private, revision=a.revision)
+            return 0
+        a = vars(train_parser().parse_args(argv))
+        hub = {k: a.pop(k) for k in ("push_to_hub", "private", "revision")}
+        for key in ("style", "data"):
+            if not Path(a[key]).exists():
+                raise FastNSTError(f"--{key} {a[key]} does not exist.")
+        result = T.train(T.TrainConfig(**a))
+        if result["status"] != "finished":
+            return 0  # interrupted or --stop-at: checkpoint written, a clean exit
+        if hub["push_to_hub"] and result.get("export"):
+            push(result["run_dir"], hub["push_to_hub"], private=hub["private"], revision=hub["revision"])
+        return 0
+    except (FastNSTError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (e.g. while preparing photos)
+        print("interrupted", file=sys.stderr)
+        return 130
