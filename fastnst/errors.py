@@ -31,3 +31,7 @@ class LossNetworkUnavailableError(FastNSTError, RuntimeError):
 
 class HubError(FastNSTError, RuntimeError):
     """Talking to the Hugging Face Hub failed (no network, no such repo or revision, no permission)."""
+
+
+class InvalidOptionError(FastNSTError, ValueError):
+    """An option is out of range (strength outside 0..1, a negative size, an unknown device)."""

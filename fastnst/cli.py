@@ -1,0 +1,127 @@
+"""`fastnst` command line: stylize a photo, list styles, export a style to ONNX.
+
+    fastnst stylize photo.jpg --style starry-night -o out.jpg [--strength 0.8 --preserve-color --max-side 1024]
+    fastnst styles
+    fastnst export-onnx --style starry-night -o starry.onnx
+
+Every error prints one line to stderr and exits non-zero; no traceback.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import FastNSTError, InvalidOptionError
+
+EXIT_ERROR = 2
+
+
+def _stylize(args) -> None:
+    from .inference import stylize
+    from .styles import load_style
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+        raise InvalidOptionError(f"Output must end in .jpg, .png or .webp, not {out.name!r}.")
+    style = load_style(args.style, device=args.device, variant=args.variant)
+    result = stylize(args.image, style, strength=args.strength, preserve_color=args.preserve_color,
+                     max_side=args.max_side, tile=args.tile, device=args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")  # never leave a half-written output behind
+    result.save(tmp, quality=95)
+    tmp.replace(out)
+    print(f"{out} ({result.width}×{result.height}, style {style.title})")
+
+
+def _styles(args) -> None:
+    from .styles import gallery
+
+    entries = gallery()
+    if not entries:
+        print("No gallery styles are embedded; use a Hub repo id (user/repo) or a local folder.")
+    for meta in entries:
+        variants = ", ".join(meta["variants"]) or f"on the Hub: {meta.get('hub_repo')}"
+        print(f"{meta['slug']:<28} {meta.get('title', '')} — {meta.get('artist', '')} ({variants})")
+
+
+def _export_onnx(args) -> None:
+    import torch
+
+    from .styles import load_style
+
+    style = load_style(args.style, device="cpu", variant=args.variant)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(1, 3, args.size, args.size)
+    torch.onnx.export(style.network, (example,), str(out), input_names=["image"], output_names=["stylized"],
+                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                    "stylized": {0: "batch", 2: "height", 3: "width"}},
+                      opset_version=args.opset, dynamo=False)
+    message = f"{out}: input 'image' and output 'stylized', (B, 3, H, W) RGB in [0, 1]"
+    try:
+        import numpy as np
+        import onnxruntime
+    except ImportError:
+        print(message + " (install onnxruntime to have it checked)")
+        return
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    check = torch.rand(1, 3, 68, 92)  # a different, odd-ish size: dynamic axes must work
+    got = session.run(None, {"image": check.numpy()})[0]
+    with torch.no_grad():
+        want = style.network(check).numpy()
+    err = float(np.abs(got - want).max())
+    if err > 1e-3:
+        raise FastNSTError(f"The ONNX export of {args.style} disagrees with PyTorch (max difference {err:.2g}).")
+    print(message + f"; checked with onnxruntime (max difference {err:.1e})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastnst", description="Real-time neural style transfer.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("stylize", help="paint a photo in a style",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("image", help="input photo (jpg, png, webp, ...)")
+    p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]) or folder")
+    p.add_argument("-o", "--output", required=True, help="output image (.jpg, .png or .webp)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = fully stylised")
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
+    p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: automatic; 0 = never)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
+    p.add_argument("--variant", default="auto", choices=["auto", "full", "light"],
+                   help="network size for gallery styles (auto: light on CPU, full on GPU)")
+    p.set_defaults(run=_stylize)
+
+    p = commands.add_parser("styles", help="list the gallery styles")
+    p.set_defaults(run=_styles)
+
+    p = commands.add_parser("export-onnx", help="export a style's network to ONNX",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--style", required=True, help="gallery name, Hub repo id or folder")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument("--variant", default="auto", choices=["auto", "full", "light"], help="network size")
+    p.add_argument("--size", type=int, default=256, help="example input size used for tracing")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.set_defaults(run=_export_onnx)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except FastNSTError as err:
+        print(f"fastnst: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as err:  # e.g. an unwritable output folder
+        print(f"fastnst: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("fastnst: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

