@@ -103,6 +103,10 @@ def _download(repo_id: str, revision, subfolder=None) -> Path:
     try:
         config = fetch(CONFIG_FILE, False)
         fetch(WEIGHTS_FILE, False)
+        try:  # optional: title, artist, licence ... as in the gallery
+            fetch(METADATA_FILE, False)
+        except (RemoteEntryNotFoundError, LocalEntryNotFoundError):
+            pass
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
         what = f"revision {revision!r} of " if isinstance(err, RevisionNotFoundError) else ""
         raise StyleNotFoundError(f"There is no {what}Hub repo {repo_id!r} (or it is private).") from err

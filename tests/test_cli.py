@@ -1,0 +1,64 @@
+"""The fastnst command line end to end on a generated style: output files, one-line errors, exit codes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_style_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fastnst(*args, styles_dir, cwd):
+    env = {**os.environ, "FASTNST_STYLES_DIR": str(styles_dir), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "fastnst", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    make_style_dir(tmp / "styles" / "tiny-style")
+    photo = tmp / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((50, 70, 3)) * 255).astype("uint8")).save(photo)
+    return tmp, tmp / "styles", photo
+
+
+def test_stylize_writes_the_output(setup):
+    tmp, styles_dir, photo = setup
+    r = fastnst("stylize", photo, "--style", "tiny-style", "-o", tmp / "out" / "x.jpg", "--max-side", 40,
+                "--strength", 0.7, "--preserve-color", styles_dir=styles_dir, cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp / "out" / "x.jpg").size == (40, 29)
+    listed = fastnst("styles", styles_dir=styles_dir, cwd=tmp)
+    assert "tiny-style" in listed.stdout and "Test Style" in listed.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["stylize", "missing.jpg", "--style", "tiny-style", "-o", "o.jpg"], "missing.jpg"),
+    (["stylize", "text.jpg", "--style", "tiny-style", "-o", "o.jpg"], "not an image"),
+    (["stylize", "photo.png", "--style", "no-such-style", "-o", "o.jpg"], "Unknown style"),
+    (["stylize", "photo.png", "--style", "tiny-style", "-o", "o.gif"], "Output must end"),
+    (["stylize", "photo.png", "--style", "tiny-style", "-o", "o.jpg", "--strength", "2"], "strength"),
+])
+def test_errors_are_one_line_without_traceback(setup, args, message):
+    tmp, styles_dir, photo = setup
+    (tmp / "text.jpg").write_text("hello, I am text")
+    r = fastnst(*args, styles_dir=styles_dir, cwd=tmp)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert message.lower() in r.stderr.lower(), r.stderr
+    assert not (tmp / "o.jpg").exists()
+
+
+def test_export_onnx_checked_with_onnxruntime(setup):
+    pytest.importorskip("onnxruntime")
+    tmp, styles_dir, _ = setup
+    r = fastnst("export-onnx", "--style", "tiny-style", "-o", tmp / "m.onnx", "--size", 64,
+                styles_dir=styles_dir, cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    assert "checked with onnxruntime" in r.stdout and (tmp / "m.onnx").stat().st_size > 10_000

@@ -1,0 +1,125 @@
+"""stylize / stylize_tensor: tiling seams, strength, colour preservation, hostile inputs end to end."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fastnst.inference as inference
+from fastnst import load_style, preserve_colors, stylize, stylize_tensor, tiled_forward
+from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
+from fastnst.models import TransformerNet
+
+
+def smooth_photo(h, w, seed=0):
+    """A photo-like image: smooth colour fields plus a little texture (not white noise)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, h // 8 + 2, w // 8 + 2, generator=g)
+    x = torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    return (x + 0.05 * torch.rand(1, 3, h, w, generator=g)).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.5, num_residual_blocks=2).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return net
+
+
+def test_tiled_equals_untiled_when_statistics_are_exact(net):
+    # Tiles are computed with a margin wider than the receptive field (54 px) and with the whole image's
+    # InstanceNorm statistics, so each kept tile core is the same computation as in the untiled pass. What remains
+    # is float rounding: bound it far below one 8-bit level (1/255 ≈ 3.9e-3).
+    x = smooth_photo(301, 259)
+    with torch.no_grad():
+        whole, tiled = net(x), tiled_forward(net, x, tile=96)
+    diff = (whole - tiled).abs()
+    assert diff.mean() < 1e-5 and diff.max() < 1e-4
+
+
+def test_tiled_with_low_resolution_statistics(net, monkeypatch):
+    # Above STATS_PIXELS the statistics come from a downscaled copy: every tile shares them, so there are no seams,
+    # only a global shift; exact_stats=True refines them from full-resolution tiles back to the untiled result.
+    x = smooth_photo(256, 256)
+    monkeypatch.setattr(inference, "STATS_PIXELS", 128 * 128)
+    with torch.no_grad():
+        whole, approx = net(x), tiled_forward(net, x, tile=96)
+        exact = tiled_forward(net, x, tile=96, exact_stats=True)
+    assert (whole - exact).abs().max() < 1e-4
+    # no seam: across tile boundaries (multiples of 80 px here) the step is no bigger than elsewhere
+    step = (approx[..., :, 1:] - approx[..., :, :-1]).abs().mean(dim=(0, 1, 2))
+    assert step.max() < 3 * step.median() + 0.02
+
+
+def test_stylize_tensor_auto_tiles_large_inputs(net, gallery_dir, monkeypatch):
+    style = load_style("test-style", device="cpu", variant="full")
+    x = smooth_photo(96, 80)
+    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", {"cpu": 64 * 64, "cuda": 64 * 64})
+    monkeypatch.setattr(inference, "DEFAULT_TILE", {"cpu": 64, "cuda": 64})
+    calls = []
+    real = inference.tiled_forward
+    monkeypatch.setattr(inference, "tiled_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    y = stylize_tensor(x, style)
+    assert calls and y.shape == x.shape
+    with torch.no_grad():
+        assert (y - style.network(x)).abs().max() < 1e-4
+    calls.clear()
+    stylize_tensor(x, style, tile=0)  # 0 = never tile
+    assert not calls
+
+
+def test_strength_blends_and_preserve_color_keeps_chroma(gallery_dir):
+    style = load_style("test-style", device="cpu", variant="full")
+    x = smooth_photo(40, 48)
+    full = stylize_tensor(x, style)
+    assert torch.allclose(stylize_tensor(x, style, strength=0.0), x, atol=1e-6)
+    assert torch.allclose(stylize_tensor(x, style, strength=0.25), 0.75 * x + 0.25 * full, atol=1e-5)
+    kept = stylize_tensor(x, style, preserve_color=True)
+    ycbcr = lambda t: torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],  # noqa: E731
+                                    [0.5, -0.418688, -0.081312]]) @ t[0].flatten(1)
+    a, b, s = ycbcr(kept), ycbcr(x), ycbcr(full)
+    inside = (kept[0].flatten(1).min(0).values > 0.01) & (kept[0].flatten(1).max(0).values < 0.99)  # unclipped
+    assert torch.allclose(a[1:, inside], b[1:, inside], atol=1e-4)  # chroma of the photo
+    assert torch.allclose(a[0, inside], s[0, inside], atol=1e-4)  # luminance of the stylised image
+
+
+def test_preserve_colors_of_identical_images_is_identity():
+    x = smooth_photo(16, 16)
+    assert torch.allclose(preserve_colors(x, x), x, atol=1e-5)
+
+
+def test_stylize_returns_the_resized_photo_size(gallery_dir):
+    photo = Image.fromarray((np.random.default_rng(0).random((90, 120, 3)) * 255).astype("uint8"))
+    out = stylize(photo, "test-style", max_side=60, device="cpu")
+    assert out.size == (60, 45) and out.mode == "RGB"
+    assert np.abs(np.asarray(out, float) - np.asarray(photo.resize((60, 45)), float)).mean() > 5
+
+
+@pytest.mark.parametrize("bad, error", [
+    (b"", InvalidImageError),
+    (b"this is not an image", InvalidImageError),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, InvalidImageError),
+])
+def test_stylize_hostile_bytes(gallery_dir, bad, error):
+    with pytest.raises(error) as info:
+        stylize(io.BytesIO(bad), "test-style", device="cpu")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("kwargs", [dict(strength=1.5), dict(strength="x"), dict(max_side=0), dict(tile=-1),
+                                    dict(device="tpu")])
+def test_bad_options_are_clear_errors(gallery_dir, kwargs):
+    with pytest.raises(InvalidOptionError):
+        stylize(Image.new("RGB", (8, 8)), "test-style", **kwargs)
+
+
+def test_pixel_budget_and_odd_modes(gallery_dir):
+    with pytest.raises(FastNSTError, match="limit"):
+        stylize(Image.new("RGB", (200, 200)), "test-style", max_pixels=10_000, device="cpu")
+    for img in [Image.new("CMYK", (9, 7)), Image.new("LA", (9, 7)), Image.new("I;16", (9, 7)),
+                Image.new("P", (1, 1)), Image.new("1", (3, 2))]:
+        assert stylize(img, "test-style", device="cpu").size == img.size
