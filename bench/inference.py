@@ -1,0 +1,100 @@
+"""Inference speed and peak memory per resolution and execution mode, fp32 eager as the baseline.
+
+    python bench/inference.py                      # GPU if there is one: 512², 1080p, 4K × all modes
+    python bench/inference.py --device cpu         # CPU: 512² and 1 MP, full and width-0.5 networks
+    python bench/inference.py --style starry-night # a trained gallery network instead of a random one
+
+Goals on an H100: 1080p ≤ 3 ms, 4K ≤ 12 ms, 4K peak GPU memory ≤ 4 GB. On 2 CPU cores: 1 MP ≤ 0.7 s (light net).
+Speed does not depend on the weights, so a random network of the same shape measures the same thing.
+"""
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fastnst.inference import _forward, tiled_forward  # noqa: E402
+from fastnst.models import TransformerNet  # noqa: E402
+
+GPU_SIZES = {"512²": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
+CPU_SIZES = {"512²": (512, 512), "1 MP": (768, 1366)}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(fn, x, device, warmup, repeats):
+    """Median wall time in ms and peak memory in MB (GPU: allocator peak; CPU: process peak RSS)."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn(x)
+        sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(x)
+            sync(device)
+            times.append((time.perf_counter() - t0) * 1000)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return statistics.median(times), peak
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--style", default=None, help="gallery style / Hub id / folder (default: random networks)")
+    p.add_argument("--widths", default=None, help="comma-separated width multipliers (default: 1 on GPU, 1,0.5 on CPU)")
+    p.add_argument("--modes", default=None, help="comma-separated: fp32,bf16,compile,tiled (default: all on GPU)")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = device.type == "cuda"
+    sizes = GPU_SIZES if gpu else CPU_SIZES
+    widths = [float(w) for w in (args.widths or ("1" if gpu else "1,0.5")).split(",")]
+    modes = (args.modes or ("fp32,bf16,compile,tiled" if gpu else "fp32")).split(",")
+    repeats = args.repeats or (20 if gpu else 3)
+    print(f"device: {torch.cuda.get_device_name(device) if gpu else f'CPU, {torch.get_num_threads()} threads'}; "
+          f"torch {torch.__version__}")
+    print(f"{'network':<22} {'size':<7} {'mode':<8} {'ms':>9} {'vs fp32':>8} {'peak MB':>9}")
+    for width in widths:
+        if args.style:
+            from fastnst.styles import load_style
+            network = load_style(args.style, device=device, variant="full" if width == 1 else "light").network
+            name = f"{args.style}"
+        else:
+            network = TransformerNet(width=width).to(device).eval()
+            name = f"TransformerNet w={width:g}"
+        for label, (h, w) in sizes.items():
+            x = torch.rand(1, 3, h, w, device=device)
+            baseline = None
+            for mode in modes:
+                if mode == "tiled":
+                    fn = lambda t: tiled_forward(network, t, 1024 if gpu else 512)  # noqa: E731
+                else:
+                    fn = lambda t, m=mode: _forward(network, t, m)  # noqa: E731
+                try:
+                    ms, peak = measure(fn, x, device, warmup=3 if mode == "compile" else 1, repeats=repeats)
+                except Exception as err:  # report and go on: one failing mode must not hide the others
+                    print(f"{name:<22} {label:<7} {mode:<8} failed: {type(err).__name__}: {err}"[:200])
+                    continue
+                baseline = baseline or (ms if mode == "fp32" else None)
+                ratio = f"{baseline / ms:.2f}x" if baseline else "-"
+                print(f"{name:<22} {label:<7} {mode:<8} {ms:9.1f} {ratio:>8} {peak:9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
