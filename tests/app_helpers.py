@@ -1,0 +1,126 @@
+"""Shared by test_app.py and test_browser.py: a tiny generated style gallery, and app.py in a subprocess.
+
+The networks are random, width 0.25 with one residual block (a few thousand weights), so painting a small photo
+takes milliseconds on two CPU cores; what the tests check is the app's plumbing, not the art.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+STYLES = {"test-style": ("Test Style", "Nobody", 1), "second-style": ("Second Style", "Somebody", 2)}
+
+
+def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1) -> Path:
+    """A style folder: a tiny random TransformerNet (config.json + model.safetensors + the mixin's README.md,
+    tagged `fastnst`), style.json and tile.jpg (the network painting the example cat, like a real tile)."""
+    import torch
+
+    from fastnst import stylize
+    from fastnst.models import TransformerNet
+
+    torch.manual_seed(seed)
+    TransformerNet(width=0.25, num_residual_blocks=1).save_pretrained(out)
+    meta = {"title": title, "artist": artist, "year": 2026, "license": "CC0", "hub_repo": None, "max_side": 512,
+            "order": order}
+    (out / "style.json").write_text(json.dumps(meta))
+    stylize(ROOT / "examples" / "cat.jpg", str(out), max_side=160, device="cpu").save(out / "tile.jpg")
+    return out
+
+
+def make_gallery(folder: Path) -> Path:
+    """`folder/styles/<slug>/` for each of STYLES."""
+    styles = folder / "styles"
+    for seed, (slug, (title, artist, order)) in enumerate(STYLES.items()):
+        make_style(styles / slug, seed, title, artist, order)
+    return styles
+
+
+def make_photo(path: Path, size=(300, 200)) -> Path:
+    """A small photo-like picture: a colour gradient with a dark square."""
+    w, h = size
+    img = Image.new("RGB", size)
+    img.putdata([(255 * x // w, 255 * y // h, 128) for y in range(h) for x in range(w)])
+    img.paste((20, 20, 20), (w // 4, h // 4, w // 2, h // 2))
+    img.save(path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_env(styles: Path, tmp: Path) -> dict:
+    return {**os.environ, "FASTNST_STYLES_DIR": str(styles), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf"),
+            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
+            "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
+
+
+@contextmanager
+def running_app(styles: Path, tmp: Path, extra_env: dict | None = None, timeout: float = 90.0):
+    """Start `python app.py` against `styles`; yield its URL; stop it (and show its log if it never came up).
+
+    `extra_env` overrides the environment; a None value removes the variable.
+    """
+    env = app_env(styles, tmp)
+    for key, value in (extra_env or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    log_path = tmp / "app.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url + "config", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def client_tempdir(folder: Path):
+    """gradio_client downloads each output through a fresh folder in tempfile.gettempdir() and leaves it there
+    (empty); point that at `folder` so tests leave nothing behind in /tmp."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved, tempfile.tempdir = tempfile.tempdir, str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = saved
+
+
+def log_of(tmp: Path) -> str:
+    path = tmp / "app.log"
+    return path.read_text() if path.exists() else ""

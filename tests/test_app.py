@@ -1,0 +1,170 @@
+"""The Space (app.py) as gradio_client sees it: `python app.py` in a subprocess, driven through /stylize.
+
+The app runs on a generated two-style gallery of tiny random networks (tests/app_helpers.py), offline
+(HF_HUB_OFFLINE=1), or, for the Hub tests, with an empty gallery against the local Hub stand-in.
+"""
+import concurrent.futures
+import json
+import os
+import urllib.request
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app_helpers import client_tempdir, log_of, make_gallery, make_photo, make_style, running_app
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+PHOTO_SIZE = (300, 200)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("app")
+    styles = make_gallery(tmp)
+    photo = make_photo(tmp / "photo.png", PHOTO_SIZE)
+    with running_app(styles, tmp) as url, client_tempdir(tmp / "client"):
+        client = Client(url, verbose=False, download_files=str(tmp / "downloads"))
+        yield SimpleNamespace(url=url, tmp=tmp, styles=styles, photo=photo, client=client)
+
+
+def paint(app, photo=None, style="test-style", strength=1.0, preserve_color=False, max_side=150):
+    out = app.client.predict(handle_file(str(photo or app.photo)), style, strength, preserve_color, max_side,
+                             api_name="/stylize")
+    with Image.open(out) as img:
+        return img.convert("RGB")
+
+
+def expected_sentence(fn, *args):
+    """The FastNSTError sentence the library itself gives for this mistake."""
+    from fastnst.errors import FastNSTError
+
+    with pytest.raises(FastNSTError) as info:
+        fn(*args)
+    return str(info.value)
+
+
+def test_only_stylize_is_public(app):
+    api = app.client.view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/stylize"]
+    assert not api["unnamed_endpoints"]
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/stylize"]["parameters"]]
+    assert params == ["image", "style", "strength", "preserve_color", "max_side"]
+
+
+def test_paints_at_max_side_keeping_aspect(app):
+    painted = paint(app, max_side=150)
+    assert painted.size == (150, 100)
+    with Image.open(app.photo) as photo:
+        original = np.asarray(photo.convert("RGB").resize((150, 100)), dtype=np.float32)
+    assert np.abs(np.asarray(painted, dtype=np.float32) - original).mean() > 10
+
+
+def test_small_photo_is_not_enlarged_and_controls_reach_the_library(app):
+    full = paint(app, max_side=1024)
+    assert full.size == PHOTO_SIZE
+    with Image.open(app.photo) as photo:
+        original = np.asarray(photo.convert("RGB"), dtype=np.int16)
+    untouched = np.asarray(paint(app, strength=0.0, max_side=1024), dtype=np.int16)
+    assert np.abs(untouched - original).max() <= 1  # strength 0 is the photo itself
+    recoloured = paint(app, preserve_color=True, max_side=1024)
+    assert np.abs(np.asarray(recoloured, dtype=np.int16) - np.asarray(full, dtype=np.int16)).mean() > 1
+    other = paint(app, style="second-style", max_side=1024)
+    assert np.abs(np.asarray(other, dtype=np.int16) - np.asarray(full, dtype=np.int16)).mean() > 1
+
+
+def test_non_image_upload_gives_the_library_sentence(app):
+    from fastnst import load_image
+
+    bad = app.tmp / "not-a-photo.png"
+    bad.write_text("This is a text file wearing a .png name.\n")
+    sentence = expected_sentence(load_image, bad.read_bytes())
+    with pytest.raises(Exception) as info:
+        paint(app, photo=bad)
+    assert sentence in str(info.value)
+    assert "Traceback" not in log_of(app.tmp)
+
+
+def test_huge_image_gives_the_library_sentence(app):
+    from fastnst import load_image
+
+    huge = app.tmp / "huge.png"
+    Image.new("1", (8000, 8000)).save(huge)  # 64 MP, over the 36 MP budget, in a file of a few kB
+    sentence = expected_sentence(load_image, huge.read_bytes())
+    assert "64 MP" in sentence
+    with pytest.raises(Exception) as info:
+        paint(app, photo=huge)
+    assert sentence in str(info.value)
+
+
+def test_unknown_style_gives_the_library_sentence(app, monkeypatch):
+    import fastnst.styles
+
+    monkeypatch.setattr(fastnst.styles, "STYLES_DIR", app.styles)  # the sentence lists the gallery
+    sentence = expected_sentence(fastnst.styles.load_style, "no-such-style")
+    with pytest.raises(Exception) as info:
+        paint(app, style="no-such-style")
+    assert sentence in str(info.value)
+    assert "Traceback" not in log_of(app.tmp)
+
+
+def test_out_of_range_options_are_refused_clearly(app):
+    with pytest.raises(Exception, match="max_side must be a whole number of pixels"):
+        paint(app, max_side=100_000)
+    with pytest.raises(Exception, match="strength must be a number between 0 and 1"):
+        paint(app, strength=3.0)
+
+
+def test_twenty_concurrent_requests_all_succeed(app):
+    sizes = [64 + 8 * i for i in range(20)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        painted = list(pool.map(lambda side: paint(app, max_side=side), sizes))
+    assert [img.size for img in painted] == [(side, round(side * 2 / 3)) for side in sizes]
+
+
+# --- empty gallery, styles from the Hub (the local stand-in) -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hub_app(tmp_path_factory):
+    from tests.hub_server import HubServer, client_env
+
+    tmp = tmp_path_factory.mktemp("hub_app")
+    folder = make_style(tmp / "hub-style", seed=7, title="Hub Style", artist="Somebody Online")
+    hub = HubServer().start()
+    try:
+        hub.commit("alice/hub-style", {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()})
+        empty = tmp / "styles"
+        empty.mkdir()
+        env = {**client_env(hub.url, str(tmp / "hf")), "HF_HUB_OFFLINE": None}
+        with running_app(empty, tmp, env) as url, client_tempdir(tmp / "client"):
+            client = Client(url, verbose=False, download_files=str(tmp / "downloads"))
+            yield SimpleNamespace(url=url, tmp=tmp, photo=make_photo(tmp / "photo.png", PHOTO_SIZE),
+                                  client=client)
+    finally:
+        hub.stop()
+
+
+def test_empty_gallery_starts_and_offers_community_styles(hub_app):
+    with urllib.request.urlopen(hub_app.url + "config", timeout=10) as response:
+        config = json.load(response)
+    props = [c.get("props", {}) for c in config["components"]]
+    assert any("gallery is empty" in str(p.get("value", "")) and p.get("visible") for p in props)
+    community = [p for p in props if str(p.get("label", "")).startswith("Community styles")]
+    assert community and community[0]["visible"]
+    assert ["alice/hub-style", "alice/hub-style"] in [list(c) for c in community[0]["choices"]]
+
+
+def test_hub_style_paints_and_unknown_repo_is_explained(hub_app):
+    painted = paint(hub_app, style="alice/hub-style", max_side=120)
+    assert painted.size == (120, 80)
+    with pytest.raises(Exception) as info:
+        paint(hub_app, style="alice/no-such-style")
+    assert "There is no Hub repo 'alice/no-such-style' (or it is private)." in str(info.value)
+    with pytest.raises(Exception, match="Pick a style first"):
+        paint(hub_app, style="")
+    assert "Traceback" not in log_of(hub_app.tmp)

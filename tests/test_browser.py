@@ -1,0 +1,132 @@
+"""The Space in a real browser: headless Chromium (/usr/bin/chromium) driven by Playwright.
+
+A visitor uploads a photo, clicks a gallery tile and gets the painted photo, at full size; a bad upload gets the
+library's sentence in a toast; with an empty gallery, a style loaded from the Hub (the local stand-in) becomes a
+tile and paints. Skips when Chromium or the playwright package is missing (CI: apt-get install chromium).
+"""
+import io
+import os
+import shutil
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from tests.app_helpers import make_gallery, make_photo, make_style, running_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PHOTO_SIZE = (300, 200)
+TIMEOUT_MS = 30_000
+
+if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser_app")
+    with running_app(make_gallery(tmp), tmp) as url:
+        yield SimpleNamespace(url=url, tmp=tmp, photo=make_photo(tmp / "photo.png", PHOTO_SIZE))
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    page.close()
+
+
+def open_app(page, url):
+    page.goto(url)
+    page.wait_for_selector("#photo input[type=file]", state="attached")
+
+
+def upload(page, path):
+    page.locator("#photo input[type=file]").set_input_files(str(path))
+
+
+def result_src(page) -> str | None:
+    img = page.locator("#result img")
+    return img.get_attribute("src") if img.count() else None
+
+
+def wait_for_new_result(page, old_src=None) -> str:
+    """Wait until the painted image shows, different from `old_src`, and has loaded; return its src."""
+    page.wait_for_function(
+        """old => { const img = document.querySelector('#result img');
+                    return img && img.src !== old && img.complete && img.naturalWidth > 0; }""",
+        arg=old_src)
+    return result_src(page)
+
+
+def toast_text(page) -> str:
+    toast = page.locator('[data-testid="toast-body"]').first
+    toast.wait_for(state="visible")
+    return toast.inner_text()
+
+
+def test_upload_click_tile_get_full_size_painting(app, page):
+    open_app(page, app.url)
+    upload(page, app.photo)
+    first = wait_for_new_result(page)  # uploading paints at once with the selected (first) style
+    page.locator("#styles button.thumbnail-item").nth(1).click()
+    second = wait_for_new_result(page, first)
+    assert "Second Style" in page.locator("#result label").first.inner_text()
+    natural = page.eval_on_selector("#result img", "img => [img.naturalWidth, img.naturalHeight]")
+    assert tuple(natural) == PHOTO_SIZE
+    # The download button serves the same full-resolution, lossless file.
+    href = page.locator("#result a[download]").get_attribute("href")
+    assert href == second
+    response = page.request.get(href)
+    assert response.ok
+    with Image.open(io.BytesIO(response.body())) as downloaded:
+        assert (downloaded.format, downloaded.size) == ("PNG", PHOTO_SIZE)
+
+
+def test_bad_upload_shows_the_library_sentence(app, page):
+    bad = app.tmp / "really-text.png"
+    bad.write_text("I am text, not a PNG.\n")
+    open_app(page, app.url)
+    upload(page, bad)
+    assert "is not an image fastnst can read" in toast_text(page)
+    assert "Traceback" not in page.content()
+
+
+def test_empty_gallery_then_a_style_from_the_hub(tmp_path, page):
+    from tests.hub_server import HubServer, client_env
+
+    folder = make_style(tmp_path / "hub-style", seed=7, title="Hub Style", artist="Somebody Online")
+    with HubServer() as hub:
+        hub.commit("alice/hub-style", {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()})
+        (tmp_path / "styles").mkdir()
+        env = {**client_env(hub.url, str(tmp_path / "hf")), "HF_HUB_OFFLINE": None}
+        with running_app(tmp_path / "styles", tmp_path, env) as url:
+            open_app(page, url)
+            assert page.get_by_text("The style gallery is empty").is_visible()
+            repo = page.get_by_label("Hub repo")
+            repo.fill("not a repo id")
+            page.get_by_role("button", name="Load style").click()
+            assert "is not a Hub repo id" in toast_text(page)
+            repo.fill("alice/hub-style")
+            page.get_by_role("button", name="Load style").click()
+            tile = page.locator("#styles button.thumbnail-item")
+            tile.first.wait_for(state="visible")
+            assert "Hub Style — Somebody Online" in tile.first.inner_text()
+            assert not page.get_by_text("The style gallery is empty").is_visible()
+            upload(page, make_photo(tmp_path / "photo.png", PHOTO_SIZE))
+            wait_for_new_result(page)
+            assert "Hub Style" in page.locator("#result label").first.inner_text()
