@@ -20,6 +20,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -253,6 +254,16 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
     if env.main:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
 
+    # Loss network and style first: a missing weights file or a bad painting fails before minutes of decoding.
+    torch.manual_seed(cfg.seed)  # a "random" loss network (tests) must be the same one on every (re)start
+    content_layers, style_layers = LOSS_LAYERS[cfg.loss_arch]
+    vgg = VGGFeatures(cfg.loss_arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))),
+                      weights=cfg.loss_weights)
+    loss_fn = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
+                             content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+                             tv_weight=cfg.tv_weight).to(device)
+    loss_fn.set_style(load_style(cfg.style, cfg.style_size).to(device))  # fp32, once
+
     # Data: one process per node decodes; the others wait and then open the same cache file.
     if env.local_rank != 0:
         env.barrier()
@@ -276,13 +287,6 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
     # Networks. The same seed on every rank gives the same initial weights (DDP also broadcasts rank 0's).
     torch.manual_seed(cfg.seed)
     net = build_model(model_config(cfg)).to(device)
-    content_layers, style_layers = LOSS_LAYERS[cfg.loss_arch]
-    vgg = VGGFeatures(cfg.loss_arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))),
-                      weights=cfg.loss_weights)
-    loss_fn = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
-                             content_weight=cfg.content_weight, style_weight=cfg.style_weight,
-                             tv_weight=cfg.tv_weight).to(device)
-    loss_fn.set_style(load_style(cfg.style, cfg.style_size).to(device))  # fp32, once
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
@@ -447,5 +451,5 @@ def _printer(enabled: bool):
     def say(msg: str):
         if enabled:
             from tqdm.auto import tqdm
-            tqdm.write(msg)
+            tqdm.write(msg, file=sys.stderr)  # stderr, like the bar: stdout stays clean for scripts
     return say

@@ -1,0 +1,229 @@
+"""Training: photo cache, resume after stop/SIGTERM/SIGKILL, texture runs, DDP, CLI errors.
+
+Everything is tiny (32 px crops of ~56 px generated photos, a width-0.25 net with one residual block, a random
+VGG), so the whole file runs in well under two minutes on two CPU cores.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from training import data as D
+from training.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+       "PYTHONPATH": str(ROOT)}
+N_PHOTOS = 20
+
+
+def _photo(rng, h, w) -> Image.Image:
+    """A smooth random colour field (upsampled noise): photo-like enough for the plumbing."""
+    small = (rng.random((h // 8 + 2, w // 8 + 2, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(small).resize((w, h), Image.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    photos = root / "photos" / "sub"  # a nested folder: the search is recursive
+    photos.mkdir(parents=True)
+    for i in range(N_PHOTOS):
+        h, w = (int(v) for v in rng.integers(44, 64, 2))
+        _photo(rng, h, w).save(photos / f"p{i:02d}.{('jpg', 'png', 'webp', 'jpeg')[i % 4]}")
+    style = root / "style.png"
+    _photo(rng, 40, 56).save(style)
+    return {"root": root, "photos": root / "photos", "style": style, "cache": root / "cache"}
+
+
+def tiny(assets, out, *extra, steps=8, batch=2):
+    return ["--style", str(assets["style"]), "--data", str(assets["photos"]), "--out", str(out),
+            "--loss-weights", "random", "--crop", "32", "--width", "0.25", "--residual-blocks", "1",
+            "--batch-size", str(batch), "--image-steps", str(steps * batch), "--log-every", "1",
+            "--checkpoint-every", "2", "--sample-every", "4", "--cache-dir", str(assets["cache"]),
+            "--no-progress", *map(str, extra)]
+
+
+def ckpt(run) -> dict:
+    return torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def spawn(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "training", *args], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def wait_for_checkpoint(run: Path, proc, timeout=60):
+    end = time.time() + timeout
+    while not (run / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < end, "no checkpoint appeared"
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------------------------------------------------- data
+def test_corrupt_and_tiny_images_are_skipped_and_counted(tmp_path, assets):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        _photo(rng, 50, 60).save(folder / f"ok{i}.jpg")
+    good = (folder / "ok0.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "notes.jpg").write_text("not an image at all")
+    Image.new("RGB", (4, 4)).save(folder / "tiny.png")
+    (folder / "readme.txt").write_text("ignored: not an image extension")
+
+    cache = D.build_cache(folder, prep_side=36, min_side=16, cache_dir=tmp_path / "c", progress=False)
+    assert cache.count == 4 and cache.array.shape == (4, 36, 36, 3)
+    assert sorted(Path(p).name for p in cache.skipped) == ["notes.jpg", "tiny.png", "truncated.jpg"]
+
+    listing = tmp_path / "list.txt"  # the text-file form: paths relative to the file, missing ones skipped
+    listing.write_text("mixed/ok1.jpg\nmixed/ok2.jpg\nmixed/gone.jpg\n")
+    listed = D.build_cache(listing, prep_side=36, min_side=16, cache_dir=tmp_path / "c", progress=False)
+    assert listed.count == 2 and [Path(p).name for p in listed.skipped] == ["gone.jpg"]
+
+
+def test_cache_is_reused_without_decoding(tmp_path, assets, monkeypatch):
+    first = D.build_cache(assets["photos"], prep_side=36, min_side=16, cache_dir=tmp_path, progress=False)
+    assert not first.reused and first.count == N_PHOTOS
+
+    def no_decoding(*args):
+        raise AssertionError("decoded a photo although the cache was valid")
+
+    monkeypatch.setattr(D, "_decode", no_decoding)
+    again = D.build_cache(assets["photos"], prep_side=36, min_side=16, cache_dir=tmp_path, progress=False)
+    assert again.reused and again.path == first.path and np.array_equal(again.array, first.array)
+
+
+def test_sampler_is_a_function_of_step_and_ranks_split_the_global_batch(assets):
+    cache = D.build_cache(assets["photos"], prep_side=36, min_side=16, cache_dir=assets["cache"], progress=False)
+    data = torch.from_numpy(cache.array)
+    pool = np.arange(3, N_PHOTOS)
+    one = D.BatchSampler(data, pool, batch_size=4, crop=32, seed=7)
+    ranks = [D.BatchSampler(data, pool, batch_size=2, crop=32, seed=7, rank=r, world_size=2) for r in range(2)]
+    for step in (0, 5, 9):  # step 4 straddles the first epoch boundary (17 photos, 4 per step)
+        assert torch.equal(torch.cat([r.batch(step) for r in ranks]), one.batch(step))
+        a, b = (set(r.indices(step).tolist()) for r in ranks)
+        assert not a & b and set(pool.tolist()) >= a | b
+    assert torch.equal(one.batch(3), D.BatchSampler(data, pool, batch_size=4, crop=32, seed=7).batch(3))
+    assert not torch.equal(one.batch(3), one.batch(4))
+    seen = torch.cat([one.indices(s) for s in range(4)]).tolist()  # one epoch visits photos without repeats
+    assert len(set(seen)) == len(seen)
+
+
+# ------------------------------------------------------------------------------------------- train + resume
+def test_run_writes_artifacts_and_stop_then_resume_is_bitwise_identical(tmp_path, assets, capsys):
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert main(tiny(assets, full, steps=6)) == 0
+    for name in ("checkpoint.pt", "history.csv", "recipe.json", "metrics.json", "samples/step_0000006.jpg",
+                 "export/model.safetensors", "export/config.json"):
+        assert (full / name).is_file(), name
+    assert len((full / "history.csv").read_text().splitlines()) == 1 + 6
+
+    assert main(tiny(assets, split, "--stop-at", 3, steps=6)) == 0
+    assert ckpt(split)["step"] == 3 and not (split / "export").exists()
+    assert "--resume" in capsys.readouterr().err
+    assert main(tiny(assets, split, "--resume", steps=6)) == 0
+    a, b = ckpt(full), ckpt(split)
+    assert b["step"] == 6 and same_weights(a["model"], b["model"])
+    assert torch.equal(a["optimizer"]["state"][0]["exp_avg_sq"], b["optimizer"]["state"][0]["exp_avg_sq"])
+    assert (full / "history.csv").read_text().count("\n") == (split / "history.csv").read_text().count("\n")
+
+    import json
+    metrics = json.loads((full / "metrics.json").read_text())
+    assert {"heldout_content", "heldout_style", "heldout_total", "images_per_s", "device"} <= metrics.keys()
+    recipe = json.loads((full / "recipe.json").read_text())
+    assert recipe["images"] == N_PHOTOS and recipe["skipped"] == 0 and recipe["data_folder"] == "photos"
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, assets):
+    run = tmp_path / "run"
+    proc = spawn(tiny(assets, run, "--checkpoint-every", 1000, steps=400))
+    while not (run / "history.csv").is_file() or len((run / "history.csv").read_text().splitlines()) < 3:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    assert 2 <= ckpt(run)["step"] < 400  # written on the signal, not by --checkpoint-every
+    assert not list(run.glob(".checkpoint.pt.tmp*"))
+
+
+def test_sigkilled_run_resumes_from_its_last_checkpoint_and_finishes(tmp_path, assets):
+    run = tmp_path / "run"
+    args = tiny(assets, run, "--checkpoint-every", 1, steps=24)
+    proc = spawn(args)
+    wait_for_checkpoint(run, proc)
+    proc.kill()  # SIGKILL: no handler runs, the last atomic checkpoint is all there is
+    proc.communicate()
+    killed = ckpt(run)["step"]
+    assert 0 < killed < 24
+    assert main(args + ["--resume"]) == 0
+    assert ckpt(run)["step"] == 24 and (run / "export" / "model.safetensors").is_file()
+    steps = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 25))  # rows logged after the checkpoint were dropped, then re-logged
+
+
+def test_texture_only_and_texture_net(tmp_path, assets):
+    assert main(tiny(assets, tmp_path / "tex", "--texture-only", steps=2)) == 0
+    assert main(tiny(assets, tmp_path / "stylise", "--arch", "texture", "--norm", "batch", steps=2)) == 0
+    from fastnst.models import TextureNet
+    model = TextureNet.from_pretrained(str(tmp_path / "tex" / "export"))
+    assert model.texture_only
+    assert "content" not in (tmp_path / "tex" / "metrics.json").read_text()
+
+
+def test_ddp_two_processes_split_the_batch(tmp_path, assets):
+    """2 gloo ranks × batch 2 see the two halves of the global batch a single process of batch 4 sees: the first
+    logged loss (initial weights) must match, and only rank 0 writes."""
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    assert main(tiny(assets, single, steps=2, batch=4)) == 0
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "training",
+           *tiny(assets, ddp, steps=2, batch=2)]
+    cmd[cmd.index("--image-steps") + 1] = "8"  # the same budget in images: 2 steps of 2 × 2
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import csv
+    rows = {name: list(csv.DictReader((p / "history.csv").open())) for name, p in (("1", single), ("2", ddp))}
+    assert len(rows["2"]) == 2 and rows["2"][-1]["images"] == "8"
+    assert float(rows["2"][0]["total"]) == pytest.approx(float(rows["1"][0]["total"]), rel=1e-4)
+    assert ckpt(ddp)["step"] == 2 and (ddp / "export" / "model.safetensors").is_file()
+    assert proc.stderr.count("done: ") == 1  # rank 1 neither logs nor writes
+    assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+def test_cli_errors_are_one_line_with_status_2(tmp_path, assets, capsys):
+    assert main(tiny(assets, tmp_path / "r", "--stop-at", 1)) == 0
+    capsys.readouterr()
+    for argv in (tiny(assets, tmp_path / "r"),  # an existing run without --resume
+                 tiny(assets, tmp_path / "r", "--resume", "--lr", "0.5"),  # resuming with another recipe
+                 ["--style", str(tmp_path / "missing.jpg"), "--data", str(assets["photos"]), "--out", "x"],
+                 tiny(assets, tmp_path / "w", "--loss-weights", tmp_path / "none.safetensors"),
+                 ["push", str(tmp_path / "nowhere"), "--repo", "me/style"]):
+        assert main(list(map(str, argv))) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_help_documents_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for fragment in ("--image-steps", "160000", "--loss-weights", "--push-to-hub", "--resume", "python -m training push"):
+        assert fragment in text
