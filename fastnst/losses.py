@@ -13,9 +13,24 @@ from .vgg import VGGFeatures
 
 CONTENT_LAYERS = ("relu2_2",)
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-CONTENT_WEIGHT = 1e5
+CONTENT_WEIGHT = 1e5  # for torchvision's own VGG16 (pytorch/examples)
 STYLE_WEIGHT = 1e10
+# Caffe-converted VGG weights (the ../shared/data/weights files; Johnson's original Torch code) were trained on
+# 0-255 inputs: their activations are ~50x larger, so the Gram (4th power) and feature (2nd power) terms shift
+# by orders of magnitude. Johnson used content 1 / style 5 for them; 1 / 1.5 gave cleaner results on our
+# 128-px CPU recipe (styles/*/style.json record what each style used).
+CAFFE_CONTENT_WEIGHT = 1.0
+CAFFE_STYLE_WEIGHT = 1.5
 TV_WEIGHT = 0.0  # Johnson et al. used a little TV; nearest-upsample + reflection padding rarely need it
+
+
+def default_weights(vgg: VGGFeatures) -> tuple[float, float]:
+    """(content, style) weights that fit this loss network's activation scale, by measurement: on a fixed
+    noise image the mean relu1_1 activation is a few at most for torchvision-style VGGs and ~26 for the Caffe ones."""
+    with torch.no_grad():
+        probe = torch.rand((1, 3, 32, 32), generator=torch.Generator().manual_seed(0)).to(vgg.mean.device)
+        scale = float(vgg.features[:2]((probe - vgg.mean) / vgg.std).mean())  # conv1_1 + relu1_1
+    return (CAFFE_CONTENT_WEIGHT, CAFFE_STYLE_WEIGHT) if scale > 5 else (CONTENT_WEIGHT, STYLE_WEIGHT)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

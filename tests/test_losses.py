@@ -97,3 +97,10 @@ def test_vgg_errors_are_clear(tmp_path):
         VGGFeatures(weights="imagenet")  # no network and no cached download in the tests' TORCH_HOME
     with pytest.raises(ValueError, match="no layer"):
         VGGFeatures(layers=("relu9_9",), weights="random")
+
+
+def test_default_weights_follow_the_loss_networks_scale(shared_data):
+    from fastnst.losses import CAFFE_STYLE_WEIGHT, STYLE_WEIGHT, default_weights
+
+    assert default_weights(VGGFeatures(weights=VGG16_FILE))[1] == CAFFE_STYLE_WEIGHT  # Caffe-converted: ×~50
+    assert default_weights(VGGFeatures(weights="random"))[1] == STYLE_WEIGHT
