@@ -17,10 +17,10 @@ CONTENT_WEIGHT = 1e5  # for torchvision's own VGG16 (pytorch/examples)
 STYLE_WEIGHT = 1e10
 # Caffe-converted VGG weights (the ../shared/data/weights files; Johnson's original Torch code) were trained on
 # 0-255 inputs: their activations are ~50x larger, so the Gram (4th power) and feature (2nd power) terms shift
-# by orders of magnitude. Johnson used content 1 / style 5 for them; 1 / 1.5 gave cleaner results on our
-# 128-px CPU recipe (styles/*/style.json record what each style used).
-CAFFE_CONTENT_WEIGHT = 1.0
-CAFFE_STYLE_WEIGHT = 1.5
+# by orders of magnitude. Johnson used content 1 / style 5 for them; on our 128-px CPU recipe 1 / 1.5 (VGG16
+# layers) and 1 / 0.7 (VGG19, Gatys' layers, whose relu4_1 Gram is larger) looked best
+# (styles/*/style.json record what each style used).
+CAFFE_WEIGHTS = {"vgg16": (1.0, 1.5), "vgg19": (1.0, 0.7)}
 TV_WEIGHT = 0.0  # Johnson et al. used a little TV; nearest-upsample + reflection padding rarely need it
 
 
@@ -30,7 +30,7 @@ def default_weights(vgg: VGGFeatures) -> tuple[float, float]:
     with torch.no_grad():
         probe = torch.rand((1, 3, 32, 32), generator=torch.Generator().manual_seed(0)).to(vgg.mean.device)
         scale = float(vgg.features[:2]((probe - vgg.mean) / vgg.std).mean())  # conv1_1 + relu1_1
-    return (CAFFE_CONTENT_WEIGHT, CAFFE_STYLE_WEIGHT) if scale > 5 else (CONTENT_WEIGHT, STYLE_WEIGHT)
+    return CAFFE_WEIGHTS[vgg.arch] if scale > 5 else (CONTENT_WEIGHT, STYLE_WEIGHT)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,7 @@ def test_vgg_errors_are_clear(tmp_path):
 
 
 def test_default_weights_follow_the_loss_networks_scale(shared_data):
-    from fastnst.losses import CAFFE_STYLE_WEIGHT, STYLE_WEIGHT, default_weights
+    from fastnst.losses import CAFFE_WEIGHTS, STYLE_WEIGHT, default_weights
 
-    assert default_weights(VGGFeatures(weights=VGG16_FILE))[1] == CAFFE_STYLE_WEIGHT  # Caffe-converted: ×~50
+    assert default_weights(VGGFeatures(weights=VGG16_FILE)) == CAFFE_WEIGHTS["vgg16"]  # Caffe-converted: ×~50
     assert default_weights(VGGFeatures(weights="random"))[1] == STYLE_WEIGHT
