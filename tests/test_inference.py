@@ -41,16 +41,21 @@ def test_tiled_equals_untiled_when_statistics_are_exact(net):
     assert diff.mean() < 1e-5 and diff.max() < 1e-4
 
 
-def test_tiled_with_low_resolution_statistics(net, monkeypatch):
+def test_tiled_with_low_resolution_statistics(monkeypatch):
     # Above STATS_PIXELS the statistics come from a downscaled copy: every tile shares them, so there are no seams,
     # only a global shift; exact_stats=True refines them from full-resolution tiles back to the untiled result.
-    x = smooth_photo(256, 256)
-    monkeypatch.setattr(inference, "STATS_PIXELS", 128 * 128)
+    torch.manual_seed(1)
+    net = TransformerNet(width=0.25, num_residual_blocks=1).eval()
     with torch.no_grad():
-        whole, approx = net(x), tiled_forward(net, x, tile=96)
-        exact = tiled_forward(net, x, tile=96, exact_stats=True)
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = smooth_photo(200, 200)
+    monkeypatch.setattr(inference, "STATS_PIXELS", 100 * 100)
+    with torch.no_grad():
+        whole, approx = net(x), tiled_forward(net, x, tile=80)
+        exact = tiled_forward(net, x, tile=80, exact_stats=True)
     assert (whole - exact).abs().max() < 1e-4
-    # no seam: across tile boundaries (multiples of 80 px here) the step is no bigger than elsewhere
+    # no seam: across tile boundaries (every 64 px here) the step is no bigger than elsewhere
     step = (approx[..., :, 1:] - approx[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     assert step.max() < 3 * step.median() + 0.02
 
