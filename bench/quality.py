@@ -1,0 +1,413 @@
+"""Quality reference: our feed-forward networks against Gatys et al.'s optimisation, under the training loss.
+
+    python bench/quality.py                                   # every gallery style, 4 photos, 256/512/1024, GPU
+    python bench/quality.py --styles starry-night --device cpu --sizes 256 --num-photos 2 --iters 50,100
+    python bench/quality.py --styles me/my-style --json q.json --contact-sheet sheet.png
+
+For each style × photo × size it reports the content, style and total loss of the network's output, and of
+the photo optimised directly (Gatys, Ecker, Bethge 2016) after each of `--iters` iterations, both under EXACTLY
+the style's training loss. Goal: network total / Gatys-500 total ≤ 1.2 (Johnson et al. 2016 found the network
+matching roughly 50–100 L-BFGS iterations). At the largest size it also reports the tiling seam error: the mean
+absolute difference, in 8-bit levels, between `tiled_forward(net, x, --tile)` and the untiled output.
+
+Choices, and why:
+- The loss is rebuilt from the style's recipe (`"recipe"` in style.json, else `recipe` in the fastnst.json that
+  `python -m training` exports): the trainer's layer table and VGGFeatures/PerceptualLoss construction, the
+  painting loaded by the trainer's own loader at `style_size`. Missing recipe → the style is skipped, never
+  guessed. Losses are computed in fp32 (the trainer's bf16 autocast on a GPU is a speed device, not the loss).
+- Photos are resized (Lanczos, up or down) so their LONGER side equals the size: the size then bounds the
+  pixel count, like the app's max side. Content targets come from that resized photo.
+- The network's output is what users get (clamped to [0, 1], `--mode fp32` eager by default so CPU and GPU
+  numbers agree; `--mode compile` measures the shipped GPU path).
+- Gatys optimises an unconstrained tensor z with image = sigmoid(z), initialised from the photo (squeezed into
+  [½, 254½]/255 so the start rounds to the photo): the loss is smooth in z, every iterate is a valid image,
+  and our networks end in the same sigmoid. (`--param clamp` optimises the pixels with image = clamp(z, 0, 1).)
+  L-BFGS uses a strong-Wolfe line search, so the loss never goes up; an "iteration" is one L-BFGS iteration
+  (usually 1–2 loss evaluations), as in Gatys' and Johnson's comparisons.
+"""
+import argparse
+import json
+import math
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError  # noqa: E402
+from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
+from fastnst.inference import BLEND, _tiles, pick_device, stylize_tensor, tiled_forward  # noqa: E402
+from fastnst.losses import PerceptualLoss  # noqa: E402
+from fastnst.styles import gallery, load_style, parse_repo_id  # noqa: E402
+from fastnst.vgg import VGGFeatures  # noqa: E402
+from training.trainer import LOSS_LAYERS, TrainConfig  # noqa: E402
+from training.trainer import load_style as load_painting  # noqa: E402  (the trainer's loader, same resizing)
+
+SHARED = REPO.parent / "shared" / "data"
+PHOTOS = SHARED / "content" / "mcmaster18"
+WEIGHTS_DIR = SHARED / "weights"
+PAINTINGS_DIR = SHARED / "styles"
+SIZES = "256,512,1024"
+ITERS = "100,500"
+NUM_PHOTOS = 4
+TILE = 256                  # seam check at the largest size: 1024 px gives 5×5 tiles
+GOAL_RATIO = 1.2
+LR = {"lbfgs": 1.0, "adam": 0.05}  # adam's step is in z (sigmoid) space
+EPS = 0.5 / 255
+CELL, HEADER = 256, 28      # contact sheet: cell size and header row height in pixels
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise FastNSTError(f"Expected comma-separated whole numbers, not {text!r}.") from None
+    if not values or min(values) < 1:
+        raise FastNSTError(f"Expected positive whole numbers, not {text!r}.")
+    return values
+
+
+# ------------------------------------------------------------------------------------------- inputs
+def list_photos(specs: str, count: int) -> list[Path]:
+    """Files and folders (comma-separated); folders in natural order (2.jpg before 10.jpg); the first `count`."""
+    natural = lambda p: [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]  # noqa: E731
+    photos = []
+    for spec in filter(None, (s.strip() for s in specs.split(","))):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            photos += sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural)
+        elif path.is_file():
+            photos.append(path)
+        else:
+            raise FastNSTError(f"There is no photo or folder at {path}.")
+    if not photos:
+        raise FastNSTError(f"No photos found in {specs}.")
+    return photos[:count]
+
+
+def resize_long_side(image, size: int):
+    """Scale (up or down) so the longer side is exactly `size`, keeping the aspect ratio."""
+    w, h = image.size
+    scale = size / max(w, h)
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), resample=3)  # 3 = LANCZOS
+
+
+def find_recipe(style, name: str) -> dict:
+    """The training recipe: style.json's "recipe", else the exported fastnst.json (folder or Hub repo)."""
+    if isinstance(style.metadata.get("recipe"), dict):
+        return style.metadata["recipe"]
+    source = Path(style.source)
+    for folder in (source, source.parent):
+        for file, key in (("fastnst.json", "recipe"), ("recipe.json", None)):
+            if (folder / file).is_file():
+                data = json.loads((folder / file).read_text())
+                return data[key] if key else data
+    repo = parse_repo_id(name) if not Path(name).expanduser().is_dir() else None
+    repo_id, revision = repo or (style.metadata.get("hub_repo"), style.metadata.get("hub_revision"))
+    if repo_id:
+        try:
+            from huggingface_hub import hf_hub_download
+            return json.loads(Path(hf_hub_download(repo_id, "fastnst.json", revision=revision)).read_text())["recipe"]
+        except Exception:  # offline, or an older export: reported below as "no recipe"
+            pass
+    raise StyleNotFoundError(f"Style {name!r} has no training recipe (\"recipe\" in style.json or fastnst.json), "
+                             f"so its training loss cannot be rebuilt.")
+
+
+def resolve_loss_weights(recipe: dict, override, weights_dir: Path):
+    """--loss-weights wins; else the recipe's file name, as given or looked up in `weights_dir`."""
+    if override:
+        return override
+    value = recipe.get("loss_weights") or recipe.get("loss_network")
+    if not value or value in ("imagenet", "random"):
+        return value or None  # None: $FASTNST_VGG_WEIGHTS or torchvision's ImageNet VGG, as the trainer did
+    for path in (Path(value).expanduser(), weights_dir / Path(value).name):
+        if path.is_file():
+            return str(path)
+    raise LossNetworkUnavailableError(f"The loss network {value} the style was trained with is not in "
+                                      f"{weights_dir}; pass --weights-dir or --loss-weights PATH.")
+
+
+def find_painting(style, recipe: dict, paintings_dir: Path) -> Path:
+    """The painting trained on: `paintings_dir`/<recipe style_image>, else the style folder's style.jpg copy."""
+    name = recipe.get("style_image")
+    candidates = [paintings_dir / Path(name).name] if name else []
+    candidates += [Path(style.source) / "style.jpg", Path(style.source).parent / "style.jpg"]
+    for path in candidates:
+        if path.is_file():
+            if path.name == "style.jpg" and name:
+                log(f"  note: {name} is not in {paintings_dir}; using the exported copy {path} (JPEG, ≤1024 px)")
+            return path
+    raise StyleNotFoundError(f"The painting {name or '(unnamed)'} of style {style.name!r} was not found in "
+                             f"{paintings_dir}; pass --paintings-dir.")
+
+
+_vggs: dict = {}
+
+
+def build_loss(recipe: dict, weights, painting: Path, device) -> PerceptualLoss:
+    """The trainer's loss, built the way training/trainer.py builds it (layers, weights, painting size)."""
+    defaults = TrainConfig(style="", data="", out="")
+    get = lambda key: recipe.get(key, getattr(defaults, key))  # noqa: E731
+    arch = get("loss_arch")
+    if arch not in LOSS_LAYERS:
+        raise LossNetworkUnavailableError(f"The recipe's loss network {arch!r} is not one of {sorted(LOSS_LAYERS)}.")
+    content_layers, style_layers = LOSS_LAYERS[arch]
+    content_layers = tuple(recipe.get("content_layers", content_layers))  # what the run recorded, if it did
+    style_layers = tuple(recipe.get("style_layers", style_layers))
+    layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
+    key = (arch, layers, weights)
+    if key not in _vggs:
+        _vggs[key] = VGGFeatures(arch, layers=layers, weights=weights).to(device)
+    loss = PerceptualLoss(vgg=_vggs[key], content_layers=content_layers, style_layers=style_layers,
+                          content_weight=get("content_weight"), style_weight=get("style_weight"),
+                          tv_weight=get("tv_weight")).to(device)
+    loss.set_style(load_painting(painting, get("style_size")).to(device))
+    return loss
+
+
+# --------------------------------------------------------------------------------------------- measuring
+def terms_of(loss_fn, image, targets) -> dict:
+    with torch.no_grad():
+        return {k: float(v) for k, v in loss_fn(image, targets).items()}
+
+
+def gatys(loss_fn, content, targets, checkpoints, *, optimizer="lbfgs", lr=None, param="sigmoid") -> dict:
+    """Optimise the image from the photo; loss terms at iteration 0 and at each checkpoint."""
+    if param == "sigmoid":
+        z, to_image = torch.logit(content.clamp(EPS, 1 - EPS)), torch.sigmoid
+    else:
+        z, to_image = content.clone(), (lambda t: t.clamp(0, 1))
+    z = z.contiguous().requires_grad_(True)  # L-BFGS views the gradient flat
+    lr = LR[optimizer] if lr is None else lr
+    results = {0: terms_of(loss_fn, to_image(z), targets)}
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([z], lr=lr, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        opt = torch.optim.Adam([z], lr=lr)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        total = loss_fn(to_image(z), targets)["total"]
+        total.backward()
+        return total
+
+    done, t0 = 0, time.perf_counter()
+    for n in sorted(checkpoints):
+        if optimizer == "lbfgs":  # one call runs n - done iterations, keeping the curvature history
+            opt.param_groups[0].update(max_iter=n - done, max_eval=10 * (n - done))
+            opt.step(closure)
+        else:
+            for _ in range(n - done):
+                opt.step(closure)
+        done = n
+        results[n] = terms_of(loss_fn, to_image(z), targets)
+        state = opt.state[z] if optimizer == "lbfgs" else {}
+        results[n].update(seconds=round(time.perf_counter() - t0, 2), evals=state.get("func_evals", n))
+        log(f"    gatys {n:>4} it: total {results[n]['total']:.4g} ({results[n]['seconds']:.1f} s)")
+    return results
+
+
+@torch.no_grad()
+def seam_error(network, x, tile: int, untiled) -> dict:
+    """Tiled vs untiled output, in 8-bit levels (mean and max absolute difference)."""
+    diff = (tiled_forward(network, x, tile).clamp(0, 1) - untiled.clamp(0, 1)).abs() * 255
+    tiles = len(list(_tiles(x.shape[-2], x.shape[-1], max(4 * BLEND, tile // 4 * 4))))  # as tiled_forward cuts
+    if tiles == 1:
+        log(f"    note: one {tile} px tile covers {x.shape[-1]}×{x.shape[-2]}; the seam check is trivial")
+    return {"mad": float(diff.mean()), "max": float(diff.max()), "tiles": tiles}
+
+
+# ------------------------------------------------------------------------------------------------ output
+def contact_sheet(photos: dict, outputs: dict, titles: list, path: Path, cell: int = CELL) -> None:
+    """Rows: photos; columns: the photo, then our output per style. Paintings are never shown."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    sheet = Image.new("RGB", ((1 + len(titles)) * cell, HEADER + len(photos) * cell), "white")
+    draw = ImageDraw.Draw(sheet)
+    try:
+        font = ImageFont.load_default(size=16)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    for col, title in enumerate(["photo", *titles]):
+        draw.text((col * cell + 6, 5), str(title)[:28], fill="black", font=font)
+
+    def paste(img, row, col):
+        img = resize_long_side(img, cell)
+        sheet.paste(img, (col * cell + (cell - img.width) // 2, HEADER + row * cell + (cell - img.height) // 2))
+
+    for row, (photo_name, img) in enumerate(photos.items()):
+        paste(img, row, 0)
+        draw.text((6, HEADER + row * cell + cell - 22), photo_name[:28], fill="white", stroke_width=1,
+                  stroke_fill="black", font=font)
+        for col, title in enumerate(titles, start=1):
+            if (photo_name, title) in outputs:
+                paste(outputs[photo_name, title], row, col)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.inf
+
+
+def _g(v, fmt=".4g"):
+    return "-" if v is None else format(v, fmt)
+
+
+def print_table(rows, iters):
+    head = (f"{'style':<20} {'photo':<12} {'size':>5} {'net cont':>10} {'net style':>10} {'net total':>10} "
+            + " ".join(f"{'G' + str(n) + ' total':>11}" for n in iters) + f" {'ratio':>6} {'seam':>6}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        net = r["net"]
+        print(f"{r['style'][:20]:<20} {r['photo'][:12]:<12} {r['size']:>5} {_g(net.get('content')):>10} "
+              f"{_g(net['style']):>10} {_g(net['total']):>10} "
+              + " ".join(f"{_g(r['gatys'][str(n)]['total']):>11}" for n in iters)
+              + f" {_g(r['ratio'], '.3f'):>6} {_g(r['seam_mad'], '.3f'):>6}")
+
+
+def summarise(rows) -> dict:
+    summary = {}
+    for style in dict.fromkeys(r["style"] for r in rows):
+        ratios = [r["ratio"] for r in rows if r["style"] == style]
+        seams = [r["seam_mad"] for r in rows if r["style"] == style and r["seam_mad"] is not None]
+        summary[style] = {
+            "rows": len(ratios),
+            "ratio_geomean": math.exp(statistics.fmean(math.log(max(x, 1e-30)) for x in ratios)),
+            "ratio_worst": max(ratios),
+            "within_goal": sum(x <= GOAL_RATIO for x in ratios) / len(ratios),
+            "seam_mad_max": max(seams) if seams else None,
+        }
+    return summary
+
+
+def print_summary(summary: dict, last: int):
+    print(f"\nper style (ratio = network total / Gatys-{last} total; goal ≤ {GOAL_RATIO}):")
+    print(f"{'style':<24} {'rows':>4} {'geomean':>8} {'worst':>7} {'≤ goal':>7} {'seam max':>9}")
+    for style, s in summary.items():
+        print(f"{style[:24]:<24} {s['rows']:>4} {s['ratio_geomean']:>8.3f} {s['ratio_worst']:>7.3f} "
+              f"{s['within_goal']:>7.0%} {_g(s['seam_mad_max'], '.3f'):>9}")
+
+
+# -------------------------------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--styles", default=None, help="comma-separated slugs / Hub ids / folders (default: gallery)")
+    p.add_argument("--photos", default=str(PHOTOS), help="comma-separated photos or folders (default: %(default)s)")
+    p.add_argument("--num-photos", type=int, default=NUM_PHOTOS)
+    p.add_argument("--sizes", default=SIZES, help="longer side(s) in pixels (default: %(default)s)")
+    p.add_argument("--iters", default=ITERS, help="Gatys iterations to report (default: %(default)s)")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--lr", type=float, default=None, help=f"default: {LR}")
+    p.add_argument("--param", choices=("sigmoid", "clamp"), default="sigmoid", help="pixels = sigmoid(z) or clamp(z)")
+    p.add_argument("--variant", choices=("auto", "full", "light"), default="full")
+    p.add_argument("--mode", choices=("fp32", "bf16", "compile"), default="fp32", help="network execution mode")
+    p.add_argument("--loss-weights", default=None, help="VGG weights PATH | imagenet | random (default: the recipe's)")
+    p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where recipe weight file names are looked up")
+    p.add_argument("--paintings-dir", default=str(PAINTINGS_DIR), help="where the recipe's style_image is looked up")
+    p.add_argument("--tile", type=int, default=TILE, help="tile size for the seam check at the largest size")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None, metavar="OUT", help="save every number here")
+    p.add_argument("--contact-sheet", default=None, metavar="OUT.png", help="photos × styles grid of our outputs")
+    return p.parse_args(argv)
+
+
+def run(args) -> dict:
+    device = pick_device(args.device)
+    sizes, iters = sorted(_ints(args.sizes)), sorted(_ints(args.iters))
+    names = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else \
+        [m["slug"] for m in gallery()]
+    if not names:
+        raise FastNSTError("The gallery has no styles; pass --styles.")
+    photo_paths = list_photos(args.photos, args.num_photos)
+    photos = {p.name: load_image(p) for p in photo_paths}
+    sheet_size = min(sizes, key=lambda s: abs(s - CELL))
+    rows, errors, sheet_outputs, titles = [], [], {}, []
+    for name in names:
+        folder = Path(name).expanduser().is_dir()
+        label = Path(name).name if folder else name
+        try:
+            style = load_style(name, device=device, variant=args.variant)
+            label = style.metadata.get("title", label) if folder else label  # "export" says nothing
+            recipe = find_recipe(style, name)
+            weights = resolve_loss_weights(recipe, args.loss_weights, Path(args.weights_dir))
+            painting = find_painting(style, recipe, Path(args.paintings_dir))
+            log(f"{label}: {style.variant} network, loss {recipe.get('loss_arch', 'vgg16')} ({weights or 'default'}), "
+                f"painting {painting.name}")
+            loss_fn = build_loss(recipe, weights, painting, device)
+        except FastNSTError as err:
+            log(f"{label}: skipped: {err}")
+            errors.append({"style": label, "error": str(err)})
+            titles.append(label)
+            continue
+        titles.append(label)
+        texture_only = bool(recipe.get("texture_only"))
+        for photo_name, image in photos.items():
+            for size in sizes:
+                x = image_to_tensor(resize_long_side(image, size)).to(device).contiguous()
+                log(f"  {photo_name} @ {size} ({x.shape[-1]}×{x.shape[-2]})")
+                targets = None if texture_only else loss_fn.content_targets(x)
+                t0 = time.perf_counter()
+                untiled = stylize_tensor(x, style, tile=0, device=device, mode="fp32")
+                y = untiled if args.mode == "fp32" else stylize_tensor(x, style, tile=0, device=device, mode=args.mode)
+                net_seconds = time.perf_counter() - t0
+                net = terms_of(loss_fn, y.clone(), targets)
+                g = gatys(loss_fn, x, targets, iters, optimizer=args.optimizer, lr=args.lr, param=args.param)
+                seam = None
+                if size == sizes[-1] and style.network.__class__.__name__ != "TextureNet":
+                    seam = seam_error(style.network, x, args.tile, untiled)
+                if size == sheet_size:
+                    sheet_outputs[photo_name, label] = tensor_to_image(y[0].cpu())
+                rows.append({"style": label, "photo": photo_name, "size": size, "width": x.shape[-1],
+                             "height": x.shape[-2], "net": net, "net_seconds": round(net_seconds, 3),
+                             "gatys": {str(k): v for k, v in g.items()},
+                             "ratio": _ratio(net["total"], g[iters[-1]]["total"]),
+                             "seam_mad": seam and seam["mad"], "seam_max": seam and seam["max"],
+                             "seam_tile": args.tile if seam else None, "seam_tiles": seam and seam["tiles"]})
+    result = {"config": {**vars(args), "device": str(device), "sizes": sizes, "iters": iters,
+                         "photos": [str(p) for p in photo_paths], "styles": names, "goal_ratio": GOAL_RATIO},
+              "rows": rows, "summary": summarise(rows), "errors": errors}
+    if args.contact_sheet:
+        resized = {k: resize_long_side(v, sheet_size) for k, v in photos.items()}
+        contact_sheet(resized, sheet_outputs, titles, Path(args.contact_sheet))
+        log(f"contact sheet: {args.contact_sheet}")
+    return result
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(args.threads or threads)
+        result = run(args)
+    except FastNSTError as err:
+        log(f"error: {err}")
+        return 2
+    finally:
+        torch.set_num_threads(threads)  # main() is also called in-process (tests)
+    iters = result["config"]["iters"]
+    print_table(result["rows"], iters)
+    print_summary(result["summary"], iters[-1])
+    for e in result["errors"]:
+        print(f"skipped {e['style']}: {e['error']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        log(f"numbers: {args.json}")
+    return 1 if result["errors"] or not result["rows"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""bench/quality.py end to end on a tiny generated style, random VGG weights, one 48 px photo, 3 and 5 iterations."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import make_style_dir
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _picture(path: Path, w: int, h: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5.0)], axis=-1)  # smooth, with some structure
+    noise = rng.normal(0, 0.08, (h, w, 3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(base + noise, 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_quality_bench_end_to_end(tmp_path, capsys):
+    import torch
+
+    torch.manual_seed(0)  # random VGG weights: the same every run
+    style = make_style_dir(tmp_path / "tiny-style", title="Tiny Style")
+    meta = json.loads((style / "style.json").read_text())
+    meta["recipe"] = {"content_weight": 1e5, "style_weight": 1e10, "tv_weight": 1.0, "style_size": 64,
+                      "loss_arch": "vgg16", "loss_weights": "not-here.safetensors", "crop": 256,
+                      "style_image": "painting.png"}
+    (style / "style.json").write_text(json.dumps(meta))
+    _picture(tmp_path / "paintings" / "painting.png", 80, 64, seed=1)
+    photo = _picture(tmp_path / "photos" / "photo.png", 60, 40, seed=2)
+    out_json, sheet = tmp_path / "q.json", tmp_path / "sheet.png"
+
+    bench = _bench()
+    rc = bench.main(["--styles", str(style), "--photos", str(photo.parent), "--sizes", "48", "--iters", "3,5",
+                     "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device", "cpu",
+                     "--threads", "1", "--json", str(out_json), "--contact-sheet", str(sheet)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "net total" in printed and "G5 total" in printed and "Tiny Style" in printed and "photo.png" in printed
+
+    result = json.loads(out_json.read_text())
+    (row,) = result["rows"]
+    assert (row["style"], row["photo"], row["size"]) == ("Tiny Style", "photo.png", 48)
+    assert max(row["width"], row["height"]) == 48
+    assert {"content", "style", "tv", "total"} <= set(row["net"])
+    g0, g3, g5 = (row["gatys"][k]["total"] for k in ("0", "3", "5"))
+    assert g5 <= g3 <= g0 and g5 < g0
+    assert row["ratio"] == row["net"]["total"] / g5 > 0
+    assert 0 <= row["seam_mad"] < 0.5  # one tile at 48 px: tiled equals untiled up to rounding
+    assert result["summary"]["Tiny Style"]["rows"] == 1 and not result["errors"]
+
+    with Image.open(sheet) as img:
+        assert img.size == (2 * bench.CELL, bench.HEADER + bench.CELL)
+
+
+def test_missing_recipe_is_reported_not_guessed(tmp_path, capsys):
+    style = make_style_dir(tmp_path / "no-recipe")
+    photo = _picture(tmp_path / "photo.png", 40, 40, seed=3)
+    rc = _bench().main(["--styles", str(style), "--photos", str(photo), "--sizes", "32", "--iters", "1",
+                        "--loss-weights", "random", "--device", "cpu", "--threads", "1"])
+    assert rc == 1
+    assert "no training recipe" in capsys.readouterr().out
