@@ -30,6 +30,16 @@ def _photo(rng, h, w) -> Image.Image:
     return Image.fromarray(small).resize((w, h), Image.BICUBIC)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and on a busy 2-core machine spinning OpenMP threads make
+    them ~5× slower; subprocesses get OMP_NUM_THREADS=1 for the same reason."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")

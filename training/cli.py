@@ -110,6 +110,8 @@ def push(run_dir, repo: str, *, private: bool = False, revision: str | None = No
     try:
         url = push_run(Path(run_dir), repo, private=private, revision=revision)
     except HubError as err:
+        if "training push" in str(err):  # publish already names the retry command
+            raise
         raise HubError(f"{err} Everything is kept in {run_dir}; retry with: "
                        f"{retry_command(run_dir, repo, private, revision)}") from err
     print(f"published: {url}")
