@@ -217,6 +217,29 @@ def test_ddp_two_processes_split_the_batch(tmp_path, assets):
     assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
 
 
+def test_loss_weights_default_to_the_loss_networks_scale(tmp_path, assets, shared_data):
+    """Unset, the weights follow the loss network (pytorch/examples' 1e5/1e10 for torchvision-scale VGG, Johnson's
+    Caffe-scale balance for the shared files); given, they are kept; the recipe records what was used."""
+    import json
+
+    from fastnst.losses import CAFFE_WEIGHTS, CONTENT_WEIGHT, STYLE_WEIGHT
+    vgg16 = shared_data / "weights" / "vgg16_hed_bsds500_features_to_relu4_3_fp16.safetensors"
+    runs = {"random": [], "caffe": ["--loss-weights", vgg16], "given": ["--loss-weights", vgg16,
+                                                                         "--style-weight", 3]}
+    for name, extra in runs.items():
+        args = tiny(assets, tmp_path / name, steps=1)
+        if extra:
+            i = args.index("--loss-weights")
+            del args[i:i + 2]
+        assert main(args + list(map(str, extra))) == 0
+    used = {name: json.loads((tmp_path / name / "recipe.json").read_text()) for name in runs}
+    assert (used["random"]["content_weight"], used["random"]["style_weight"]) == (CONTENT_WEIGHT, STYLE_WEIGHT)
+    assert (used["caffe"]["content_weight"], used["caffe"]["style_weight"]) == CAFFE_WEIGHTS["vgg16"]
+    assert (used["given"]["content_weight"], used["given"]["style_weight"]) == (CAFFE_WEIGHTS["vgg16"][0], 3.0)
+    # resuming without the options again resolves to the same recipe (no "different recipe" error)
+    assert main(tiny(assets, tmp_path / "random", "--resume", steps=1)) == 0
+
+
 # ------------------------------------------------------------------------------------------------------- CLI
 def test_cli_errors_are_one_line_with_status_2(tmp_path, assets, capsys):
     assert main(tiny(assets, tmp_path / "r", "--stop-at", 1)) == 0

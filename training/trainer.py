@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from fastnst.errors import FastNSTError
-from fastnst.losses import CONTENT_LAYERS, CONTENT_WEIGHT, STYLE_LAYERS, STYLE_WEIGHT, TV_WEIGHT, PerceptualLoss
+from fastnst.losses import CONTENT_LAYERS, STYLE_LAYERS, TV_WEIGHT, PerceptualLoss, default_weights
 from fastnst.models import build_model
 from fastnst.vgg import VGGFeatures
 
@@ -75,8 +75,8 @@ class TrainConfig:
     batch_size: int | None = None     # None: BATCH_CPU / BATCH_GPU
     image_steps: int = IMAGE_STEPS
     lr: float = LR
-    content_weight: float = CONTENT_WEIGHT
-    style_weight: float = STYLE_WEIGHT
+    content_weight: float | None = None  # None: fastnst.losses.default_weights, by the loss network's scale
+    style_weight: float | None = None
     tv_weight: float = TV_WEIGHT
     style_size: int = STYLE_SIZE
     loss_arch: str = "vgg16"
@@ -246,10 +246,6 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
             raise TrainingError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
                                 f"another --out.")
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # our own file, tensors only
-        changed = [f"{f.name} ({ckpt['config'].get(f.name)!r} → {getattr(cfg, f.name)!r})" for f in fields(cfg)
-                   if f.name not in RUNTIME_FIELDS and ckpt["config"].get(f.name) != getattr(cfg, f.name)]
-        if changed:
-            raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
     say = _printer(env.main)
     if env.main:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
@@ -259,6 +255,15 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
     content_layers, style_layers = LOSS_LAYERS[cfg.loss_arch]
     vgg = VGGFeatures(cfg.loss_arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))),
                       weights=cfg.loss_weights)
+    # Loss weights that fit this network's activation scale (torchvision VGG vs Caffe-converted files) unless given.
+    content_weight, style_weight = default_weights(vgg)
+    cfg.content_weight = content_weight if cfg.content_weight is None else cfg.content_weight
+    cfg.style_weight = style_weight if cfg.style_weight is None else cfg.style_weight
+    if ckpt is not None:
+        changed = [f"{f.name} ({ckpt['config'].get(f.name)!r} → {getattr(cfg, f.name)!r})" for f in fields(cfg)
+                   if f.name not in RUNTIME_FIELDS and ckpt["config"].get(f.name) != getattr(cfg, f.name)]
+        if changed:
+            raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
     loss_fn = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
                              content_weight=cfg.content_weight, style_weight=cfg.style_weight,
                              tv_weight=cfg.tv_weight).to(device)
