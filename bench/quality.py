@@ -11,7 +11,7 @@ matching roughly 50–100 L-BFGS iterations). At the largest size it also report
 absolute difference, in 8-bit levels, between `tiled_forward(net, x, --tile)` and the untiled output.
 
 Choices, and why:
-- The loss is rebuilt from the style's recipe (`"recipe"` in style.json, else `recipe` in the fastnst.json that
+- The loss is rebuilt from the style's recipe (in style.json, per network variant, else `recipe` in the fastnst.json that
   `python -m training` exports): the trainer's layer table and VGGFeatures/PerceptualLoss construction, the
   painting loaded by the trainer's own loader at `style_size`. Missing recipe → the style is skipped, never
   guessed. Losses are computed in fp32 (the trainer's bf16 autocast on a GPU is a speed device, not the loss).
@@ -102,9 +102,12 @@ def resize_long_side(image, size: int):
 
 
 def find_recipe(style, name: str) -> dict:
-    """The training recipe: style.json's "recipe", else the exported fastnst.json (folder or Hub repo)."""
-    if isinstance(style.metadata.get("recipe"), dict):
-        return style.metadata["recipe"]
+    """The training recipe: the gallery's style.json (`networks.<variant>.recipe`, as training.gallery writes it,
+    or a top-level "recipe"), else the exported fastnst.json (folder or Hub repo)."""
+    shipped = (style.metadata.get("networks") or {}).get(style.variant) or {}
+    for recipe in (shipped.get("recipe"), style.metadata.get("recipe")):
+        if isinstance(recipe, dict):
+            return recipe
     source = Path(style.source)
     for folder in (source, source.parent):
         for file, key in (("fastnst.json", "recipe"), ("recipe.json", None)):
@@ -311,7 +314,8 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--lr", type=float, default=None, help=f"default: {LR}")
     p.add_argument("--param", choices=("sigmoid", "clamp"), default="sigmoid", help="pixels = sigmoid(z) or clamp(z)")
-    p.add_argument("--variant", choices=("auto", "full", "light"), default="full")
+    p.add_argument("--variant", choices=("auto", "full", "light"), default="auto",
+                   help="gallery network: auto = light on a CPU, full on a GPU, whichever is shipped")
     p.add_argument("--mode", choices=("fp32", "bf16", "compile"), default="fp32", help="network execution mode")
     p.add_argument("--loss-weights", default=None, help="VGG weights PATH | imagenet | random (default: the recipe's)")
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where recipe weight file names are looked up")

@@ -34,9 +34,9 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
     torch.manual_seed(0)  # random VGG weights: the same every run
     style = make_style_dir(tmp_path / "tiny-style", title="Tiny Style")
     meta = json.loads((style / "style.json").read_text())
-    meta["recipe"] = {"content_weight": 1e5, "style_weight": 1e10, "tv_weight": 1.0, "style_size": 64,
-                      "loss_arch": "vgg16", "loss_weights": "not-here.safetensors", "crop": 256,
-                      "style_image": "painting.png"}
+    recipe = {"content_weight": 1e5, "style_weight": 1e10, "tv_weight": 1.0, "style_size": 64, "loss_arch": "vgg16",
+              "loss_weights": "not-here.safetensors", "crop": 256, "style_image": "painting.png"}
+    meta["networks"] = {"full": {"recipe": recipe}}  # where training.gallery puts it
     (style / "style.json").write_text(json.dumps(meta))
     _picture(tmp_path / "paintings" / "painting.png", 80, 64, seed=1)
     photo = _picture(tmp_path / "photos" / "photo.png", 60, 40, seed=2)
