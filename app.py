@@ -207,6 +207,8 @@ CSS = """
 #styles .grid-wrap { min-height: 0; max-height: 70vh; }  /* Gradio's default: 450 px whatever the tile count */
 /* as many ~170 px tiles as fit: six on a laptop, two on a phone (a fixed column count overflows phones) */
 #styles .grid-container { grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)) !important; }
+/* captions wrap instead of ending in "…": the artist's name is half of what a tile says */
+#styles .caption-label { white-space: normal; max-width: calc(100% - 2 * var(--block-label-margin)); }
 """
 
 with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as demo:
