@@ -105,10 +105,7 @@ def retry_command(run_dir, repo: str, private: bool = False, revision: str | Non
 
 
 def push(run_dir, repo: str, *, private: bool = False, revision: str | None = None) -> str:
-    try:
-        from training.publish import push_run
-    except ImportError as err:
-        raise HubError(f"Publishing is not available ({err}); the run is kept in {run_dir}.") from err
+    from .publish import push_run
     try:
         url = push_run(Path(run_dir), repo, private=private, revision=revision)
     except HubError as err:

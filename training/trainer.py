@@ -413,7 +413,7 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
         recipe.pop("style"), recipe.pop("data")  # absolute local paths say nothing on a model card
         (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        result.update(metrics=metrics, recipe=recipe, export=export(net, run_dir, cfg, recipe, metrics, say))
+        result.update(metrics=metrics, recipe=recipe, export=export(net, run_dir, cfg, recipe, metrics))
         say(f"done: {step} steps, {metrics['images_per_s']} img/s, held-out total loss {metrics['heldout_total']:.4g}; "
             f"exported to {result['export']}")
     env.barrier()
@@ -431,19 +431,12 @@ def evaluate(net, loss_fn, heldout, cfg, autocast, gen) -> dict:
     return {f"heldout_{k}": float(v) for k, v in terms.items()}
 
 
-def export(net, run_dir: Path, cfg, recipe: dict, metrics: dict, say) -> Path:
-    """fp32 + fp16 export through training.publish; a plain save_pretrained if that module is not there."""
+def export(net, run_dir: Path, cfg, recipe: dict, metrics: dict) -> Path:
+    """fp32 + fp16 Hub folders (weights, config.json, model card, style image, samples) via training.publish."""
+    from .publish import export_run
     model = build_model(model_config(cfg))
     model.load_state_dict({k: v.float().cpu() for k, v in net.state_dict().items()})
-    model.eval()
-    try:
-        from training.publish import export_run
-    except ImportError:
-        out = run_dir / "export"
-        model.save_pretrained(out)
-        say(f"note: training.publish is not available; wrote a plain fp32 export to {out}")
-        return out
-    return Path(export_run(model, run_dir, style_image_path=Path(cfg.style), recipe=recipe, metrics=metrics))
+    return Path(export_run(model.eval(), run_dir, style_image_path=Path(cfg.style), recipe=recipe, metrics=metrics))
 
 
 def _device_name(device: torch.device) -> str:
