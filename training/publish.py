@@ -57,12 +57,12 @@ PAPERS = [
 ]
 _TOKEN_LIKE = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")  # the shape of a real Hub access token
 _SECRET_KEY = re.compile(r"token|secret|passw|api[_-]?key|^auth$|authori[sz]ation|credential", re.IGNORECASE)
-# Where the trainer may have put the headline numbers (first match wins).
-_TIME_KEYS = ("wall_time_s", "train_time_s", "train_seconds", "training_time_s", "elapsed_s", "seconds", "time_s")
+# The headline numbers, under the names training/trainer.py writes them.
+_TIME_KEYS = ("wall_time_s",)
 # Loss terms: training/trainer.py reports them as heldout_{content,style,tv,total} on the held-out photos.
 _LOSS_KEY = re.compile(r"loss|^(heldout_)?(content|style|tv|total)$", re.IGNORECASE)
-_SPEED_KEYS = ("images_per_s", "images_per_second", "img_per_s", "throughput")
-_DATA_KEYS = ("dataset", "data_folder", "data", "data_dir", "content_dir", "content_images")
+_SPEED_KEYS = ("images_per_s",)
+_DATA_KEYS = ("data_folder",)
 
 
 # ------------------------------------------------------------------------------------------------------ export
@@ -198,10 +198,8 @@ def _stored_token() -> str | None:
 
 
 def _style_name(recipe: dict, fallback: str) -> str:
-    for key in ("style_name", "name", "style_image", "style"):
-        if isinstance(recipe.get(key), str) and recipe[key]:
-            return Path(recipe[key]).stem if key.startswith("style") and key != "style_name" else recipe[key]
-    return fallback
+    """The painting's file name without extension (the trainer records it as style_image), else the run's name."""
+    return Path(recipe["style_image"]).stem if recipe.get("style_image") else fallback
 
 
 def _license(recipe: dict) -> str:
