@@ -168,3 +168,19 @@ def test_hub_style_paints_and_unknown_repo_is_explained(hub_app):
     with pytest.raises(Exception, match="Pick a style first"):
         paint(hub_app, style="")
     assert "Traceback" not in log_of(hub_app.tmp)
+
+
+def test_space_front_matter_matches_the_gallery_and_the_pins():
+    """The README's Space metadata: Gradio SDK at the pinned version, app.py, and `models:` naming every gallery
+    style's Hub repo (so the Hub links the Space to them)."""
+    from pathlib import Path
+
+    from huggingface_hub.repocard import metadata_load
+
+    from fastnst.styles import gallery
+    root = Path(__file__).resolve().parents[1]
+    meta = metadata_load(root / "README.md")
+    pins = dict(line.split("==") for line in (root / "requirements.txt").read_text().splitlines() if "==" in line)
+    assert (meta["sdk"], meta["app_file"], str(meta["sdk_version"])) == ("gradio", "app.py", pins["gradio"])
+    assert {"suggested_hardware", "short_description", "tags"} <= meta.keys() and "fastnst" in meta["tags"]
+    assert sorted(meta["models"]) == sorted(m["hub_repo"] for m in gallery() if m.get("hub_repo"))

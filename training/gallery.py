@@ -3,7 +3,8 @@
     python -m training.gallery runs/starry-night --slug starry-night [--light]
 
 Copies the run's fp16 export (model.safetensors + config.json), writes `style.json` from the catalog below plus
-the run's recipe and final metrics, and paints `tile.jpg`: the network itself applied to `examples/cat.jpg`
+the run's recipe and final metrics, lists the style's Hub repo under `models:` in the Space's README front
+matter, and paints `tile.jpg`: the network itself applied to `examples/cat.jpg`
 (a CC0 photo). The painting and the training photos are never copied: they may not be redistributed.
 """
 import argparse
@@ -13,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLES = ROOT / "styles"
+README = ROOT / "README.md"  # the Space card: its `models:` names every gallery style's Hub repo
 TILE_PHOTO = ROOT / "examples" / "cat.jpg"
 TILE_SIDE = 256
 HUB_OWNER = "fastnst"  # where the Space looks for each style when online (pushed separately; nothing here pushes)
@@ -64,10 +66,20 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
         "(BSDS500, Urban100, Sun-Hays80, McMaster; no COCO available)"}
     meta_file.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
+    list_in_space_card(meta["hub_repo"])
+
     network = _load_folder(target, device="cpu")
     tile = stylize(TILE_PHOTO, Style(slug, network, meta), max_side=TILE_SIDE, device="cpu")
     tile.save(folder / "tile.jpg", quality=90)
     return folder
+
+
+def list_in_space_card(repo_id: str) -> None:
+    from huggingface_hub.repocard import metadata_load, metadata_save
+    meta = metadata_load(README) or {}
+    if repo_id not in meta.setdefault("models", []):
+        meta["models"].append(repo_id)
+        metadata_save(README, meta)
 
 
 def main(argv=None):
