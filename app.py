@@ -9,6 +9,8 @@
 - Uploads reach our functions undecoded (`preprocess=False`): fastnst.load_image, with its decompression-bomb
   guard and EXIF handling, is the only code that opens them, so a bad file gets its one-sentence error instead
   of a Gradio processing error.
+- Examples pair each example photo with a gallery style; a click shows that painting, computed on first use and
+  then served from Gradio's example cache (`cache_mode="lazy"`: nothing is painted at start-up).
 - API: `Client(url).predict(handle_file("photo.jpg"), "starry-night", 1.0, False, 1024, api_name="/stylize")`.
 """
 import base64
@@ -179,6 +181,23 @@ def pick_style(names, evt: gr.SelectData):
     return list(names)[evt.index]
 
 
+def show_style(style, names):
+    """Mark `style` in the gallery and the result's label, e.g. after an example set it."""
+    index = list(names).index(style) if style in names else None
+    return gr.Gallery(selected_index=index), gr.Image(label=f"Painted: {names.get(style, style)}")
+
+
+def paint_example(image, style):
+    """An example photo in its style at the default controls: what the lazily cached examples show."""
+    return stylize(image, style)
+
+
+def example_rows(names) -> list[list[str]]:
+    """Each example photo with a gallery style, taking the styles in turn."""
+    styles = list(names)
+    return [[photo, styles[i % len(styles)]] for i, photo in enumerate(EXAMPLES)] if styles else []
+
+
 def add_hub_style(repo, tiles, names):
     """Load `user/repo[@revision]` from the Hub (cached) and add it to this visitor's gallery, selected."""
     repo = (repo or "").strip()
@@ -200,6 +219,7 @@ def add_hub_style(repo, tiles, names):
 
 
 TILES, NAMES = gallery_tiles()
+EXAMPLE_ROWS = example_rows(NAMES)
 START = DEFAULT_STYLE if DEFAULT_STYLE in NAMES else next(iter(NAMES), "")
 COMMUNITY = community_styles(exclude={m.get("hub_repo") for m in gallery()})
 warm_up(NAMES)
@@ -219,7 +239,7 @@ with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as 
         with gr.Column():
             photo = gr.Image(label="Your photo", type="filepath", sources=["upload", "clipboard", "webcam"],
                              height=340, elem_id="photo")
-            gr.Examples(EXAMPLES, inputs=photo, label="Example photos (public domain / CC0)")
+            examples_slot = gr.Column()  # filled below, once the hidden style box exists
         with gr.Column():
             result = gr.Image(label="Painted", format="png", interactive=False, height=340, elem_id="result",
                               buttons=["download", "fullscreen"])
@@ -244,13 +264,21 @@ with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as 
                                 visible=bool(COMMUNITY))
     style = gr.Textbox(START, label="style", visible="hidden")  # the selected style's name, for the API
     names = gr.State(NAMES)  # {style name: caption} in this visitor's gallery order (Hub styles are per visitor)
+    with examples_slot:
+        # Painted once on first use, then served from Gradio's cache (lazy: nothing is computed at start-up).
+        gr.Examples(EXAMPLE_ROWS or EXAMPLES, inputs=[photo, style] if EXAMPLE_ROWS else photo, outputs=result,
+                    fn=paint_example if EXAMPLE_ROWS else None, cache_examples=bool(EXAMPLE_ROWS),
+                    cache_mode="lazy", visible_columns=[0], label="Example photos (public domain / CC0)",
+                    preprocess=False)
 
     painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names], outputs=result,
                     preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY,
                     trigger_mode="always_last", api_visibility="private")
     go.click(stylize, [photo, style, strength, preserve, size], result, api_name="stylize", preprocess=False,
              concurrency_id="paint", concurrency_limit=CONCURRENCY)
-    gr.on([photo.change, strength.release, preserve.input, size.release], **painting)
+    # .input, not .change: an example sets the photo too, and its painting comes from the cache instead.
+    gr.on([photo.input, strength.release, preserve.input, size.release], **painting)
+    style.change(show_style, [style, names], [styles, result], api_visibility="private", queue=False)
     styles.select(pick_style, names, style, api_visibility="private").then(**painting)
     hub_outputs = [styles, names, style, empty]
     gr.on([load.click, repo.submit], add_hub_style, [repo, styles, names], hub_outputs,

@@ -97,6 +97,20 @@ def test_upload_click_tile_get_full_size_painting(app, page):
         assert (downloaded.format, downloaded.size) == ("PNG", PHOTO_SIZE)
 
 
+def test_an_example_paints_in_its_style_and_is_cached(app, page):
+    """Clicking an example photo sets the photo and its style (marked in the gallery) and shows the painting,
+    computed on first use and then kept in Gradio's example cache (cache_mode="lazy")."""
+    open_app(page, app.url)
+    cache = app.tmp / ".gradio" / "cached_examples"
+    assert not list(cache.rglob("*.csv"))  # lazy: nothing was painted at start-up
+    page.get_by_role("button").filter(has=page.locator("img[src*='cat']")).first.click()  # 2nd example → 2nd style
+    wait_for_new_result(page)
+    assert "Second Style" in page.locator("#result label").first.inner_text()
+    assert "selected" in (page.locator("#styles button.thumbnail-item").nth(1).get_attribute("class") or "")
+    assert page.locator("#photo img").count() == 1
+    assert list(cache.rglob("*.csv")), "the example's painting was not cached"
+
+
 def test_bad_upload_shows_the_library_sentence(app, page):
     bad = app.tmp / "really-text.png"
     bad.write_text("I am text, not a PNG.\n")
