@@ -30,11 +30,10 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from fastnst.losses import PerceptualLoss, default_weights  # noqa: E402
 from fastnst.models import TransformerNet  # noqa: E402
-from fastnst.vgg import VGGFeatures  # noqa: E402
 from training import data as D  # noqa: E402
-from training.trainer import IMAGE_STEPS, LOSS_LAYERS, LR, TrainConfig, load_style, train  # noqa: E402
+from training.trainer import (BATCH_CPU, BATCH_GPU, IMAGE_STEPS, LOSS_LAYERS, LR, TrainConfig,  # noqa: E402
+                              load_style, perceptual_loss, train)
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_DATA = SHARED / "content"
@@ -45,13 +44,10 @@ HELDOUT_EVERY = 50          # --compare-quality: every 50th photo is kept out of
 WARMUP_STEPS = 5            # reference loop steps not timed (cudnn initialisation)
 
 
-def build_loss(arch, weights, style, style_size, device):
-    content_layers, style_layers = LOSS_LAYERS[arch]
-    vgg = VGGFeatures(arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))), weights=weights)
-    content_weight, style_weight = default_weights(vgg)
-    loss = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
-                          content_weight=content_weight, style_weight=style_weight).to(device)
-    loss.set_style(load_style(style, style_size).to(device))
+def build_loss(args, device):
+    """The trainer's loss (layers, weights by the loss network's scale) with the painting's style targets."""
+    loss = perceptual_loss(args.loss_arch, args.loss_weights).to(device)
+    loss.set_style(load_style(args.style, args.style_size).to(device))
     return loss
 
 
@@ -92,7 +88,7 @@ class Photos(torch.utils.data.Dataset):
 
 def run_reference(args, paths, images: int, device) -> dict:
     torch.manual_seed(0)
-    loss_fn = build_loss(args.loss_arch, args.loss_weights, args.style, args.style_size, device)
+    loss_fn = build_loss(args, device)
     net = TransformerNet().to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     loader = torch.utils.data.DataLoader(Photos(paths, args.crop), batch_size=REFERENCE_BATCH, shuffle=True,
@@ -121,9 +117,8 @@ def run_reference(args, paths, images: int, device) -> dict:
 
 
 @torch.no_grad()
-def heldout_losses(net, paths, args, device) -> dict:
+def heldout_losses(net, loss_fn, paths, args, device) -> dict:
     """fp32 loss terms on held-out photos, the same loss for both networks."""
-    loss_fn = build_loss(args.loss_arch, args.loss_weights, args.style, args.style_size, device)
     x = torch.stack([Photos(paths, args.crop)[i] for i in range(len(paths))]).to(device)
     net = net.to(device).float().eval()
     return {k: float(v) for k, v in loss_fn(net(x).clamp(0, 1), x).items()}
@@ -159,7 +154,7 @@ def main():
     train_paths = [q for q in paths if q not in set(heldout)]
     ours_images = args.images if args.compare_quality else args.ours_images or (48000 if gpu else 240)
     ref_images = args.images if args.compare_quality else args.reference_images or (2000 if gpu else 48)
-    batch = args.batch_size or (16 if gpu else 4)
+    batch = args.batch_size or (BATCH_GPU if gpu else BATCH_CPU)
     args.log_every = args.log_every or max(1, ours_images // batch // 8)
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; {len(train_paths)} photos, crop {args.crop}, loss "
@@ -184,8 +179,9 @@ def main():
         if args.compare_quality:
             from fastnst.styles import load_style as load_network  # the fp32 export folder, as any user loads it
             ours_net = load_network(str(Path(ours["network"]).with_name("export")), device=device).network
-            rows = {"reference": heldout_losses(ref["network"], heldout, args, device),
-                    "ours": heldout_losses(ours_net, heldout, args, device)}
+            loss_fn = build_loss(args, device)
+            rows = {name: heldout_losses(net, loss_fn, heldout, args, device)
+                    for name, net in (("reference", ref["network"]), ("ours", ours_net))}
             print(f"held-out losses on {len(heldout)} photos after {args.images:,} images each (fp32, same loss):")
             for label, terms in rows.items():
                 print(f"  {label:<10} " + "  ".join(f"{k} {v:.4g}" for k, v in terms.items()))

@@ -207,6 +207,19 @@ def load_style(path, max_side: int) -> torch.Tensor:
     return image_to_tensor(resize_max_side(load_image(path), max_side or None))
 
 
+def perceptual_loss(loss_arch: str, loss_weights, *, content_weight=None, style_weight=None,
+                    tv_weight: float = TV_WEIGHT) -> PerceptualLoss:
+    """The training loss for `loss_arch` (LOSS_LAYERS), without style targets yet (`set_style`). Content and style
+    weights left as None fit the loss network's activation scale (fastnst.losses.default_weights): torchvision's
+    VGG and the Caffe-converted files differ by orders of magnitude."""
+    content_layers, style_layers = LOSS_LAYERS[loss_arch]
+    vgg = VGGFeatures(loss_arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))), weights=loss_weights)
+    auto_content, auto_style = default_weights(vgg)
+    return PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
+                          content_weight=auto_content if content_weight is None else content_weight,
+                          style_weight=auto_style if style_weight is None else style_weight, tv_weight=tv_weight)
+
+
 def resolve(cfg: TrainConfig, device: torch.device) -> TrainConfig:
     """Fill the device-dependent defaults and check the combination, so the checkpoint stores real values."""
     cfg = TrainConfig(**asdict(cfg))
@@ -252,21 +265,14 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
 
     # Loss network and style first: a missing weights file or a bad painting fails before minutes of decoding.
     torch.manual_seed(cfg.seed)  # a "random" loss network (tests) must be the same one on every (re)start
-    content_layers, style_layers = LOSS_LAYERS[cfg.loss_arch]
-    vgg = VGGFeatures(cfg.loss_arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))),
-                      weights=cfg.loss_weights)
-    # Loss weights that fit this network's activation scale (torchvision VGG vs Caffe-converted files) unless given.
-    content_weight, style_weight = default_weights(vgg)
-    cfg.content_weight = content_weight if cfg.content_weight is None else cfg.content_weight
-    cfg.style_weight = style_weight if cfg.style_weight is None else cfg.style_weight
+    loss_fn = perceptual_loss(cfg.loss_arch, cfg.loss_weights, content_weight=cfg.content_weight,
+                              style_weight=cfg.style_weight, tv_weight=cfg.tv_weight).to(device)
+    cfg.content_weight, cfg.style_weight = loss_fn.content_weight, loss_fn.style_weight  # what was used
     if ckpt is not None:
         changed = [f"{f.name} ({ckpt['config'].get(f.name)!r} → {getattr(cfg, f.name)!r})" for f in fields(cfg)
                    if f.name not in RUNTIME_FIELDS and ckpt["config"].get(f.name) != getattr(cfg, f.name)]
         if changed:
             raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
-    loss_fn = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
-                             content_weight=cfg.content_weight, style_weight=cfg.style_weight,
-                             tv_weight=cfg.tv_weight).to(device)
     loss_fn.set_style(load_style(cfg.style, cfg.style_size).to(device))  # fp32, once
 
     # Data: one process per node decodes; the others wait and then open the same cache file.
@@ -406,8 +412,8 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
                         "device": _device_name(device), "world_size": env.world, "heldout_images": int(n_held)})
         recipe = {**{k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS},
                   "style_image": Path(cfg.style).name, "data_folder": Path(cfg.data).name, "images": n,
-                  "skipped": len(cache.skipped), "loss_network": Path(vgg.source).name,
-                  "content_layers": list(content_layers), "style_layers": list(style_layers),
+                  "skipped": len(cache.skipped), "loss_network": Path(loss_fn.vgg.source).name,
+                  "content_layers": list(loss_fn.content_layers), "style_layers": list(loss_fn.style_layers),
                   "model": model_config(cfg), "global_batch": g, "total_steps": total_steps,
                   "optimizer": "Adam"}
         recipe.pop("style"), recipe.pop("data")  # absolute local paths say nothing on a model card
