@@ -13,7 +13,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from fastnst.errors import FastNSTError, HubError
+from fastnst.errors import FastNSTError
 
 from . import trainer as T
 
@@ -99,20 +99,10 @@ def push_parser() -> argparse.ArgumentParser:
     return p
 
 
-def retry_command(run_dir, repo: str, private: bool = False, revision: str | None = None) -> str:
-    cmd = f"python -m training push {run_dir} --repo {repo}"
-    return cmd + (" --private" if private else "") + (f" --revision {revision}" if revision else "")
-
-
 def push(run_dir, repo: str, *, private: bool = False, revision: str | None = None) -> str:
+    """Publish a finished run; a failure raises HubError naming the retry command (training.publish.push_run)."""
     from .publish import push_run
-    try:
-        url = push_run(Path(run_dir), repo, private=private, revision=revision)
-    except HubError as err:
-        if "training push" in str(err):  # publish already names the retry command
-            raise
-        raise HubError(f"{err} Everything is kept in {run_dir}; retry with: "
-                       f"{retry_command(run_dir, repo, private, revision)}") from err
+    url = push_run(Path(run_dir), repo, private=private, revision=revision)
     print(f"published: {url}")
     return url
 
