@@ -187,11 +187,6 @@ def show_style(style, names):
     return gr.Gallery(selected_index=index), gr.Image(label=f"Painted: {names.get(style, style)}")
 
 
-def paint_example(image, style):
-    """An example photo in its style at the default controls: what the lazily cached examples show."""
-    return stylize(image, style)
-
-
 def example_rows(names) -> list[list[str]]:
     """Each example photo with a gallery style, taking the styles in turn."""
     styles = list(names)
@@ -265,9 +260,10 @@ with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as 
     style = gr.Textbox(START, label="style", visible="hidden")  # the selected style's name, for the API
     names = gr.State(NAMES)  # {style name: caption} in this visitor's gallery order (Hub styles are per visitor)
     with examples_slot:
-        # Painted once on first use, then served from Gradio's cache (lazy: nothing is computed at start-up).
+        # Painted at the default controls on first use, then served from Gradio's cache (lazy: nothing is
+        # computed at start-up).
         gr.Examples(EXAMPLE_ROWS or EXAMPLES, inputs=[photo, style] if EXAMPLE_ROWS else photo, outputs=result,
-                    fn=paint_example if EXAMPLE_ROWS else None, cache_examples=bool(EXAMPLE_ROWS),
+                    fn=stylize if EXAMPLE_ROWS else None, cache_examples=bool(EXAMPLE_ROWS),
                     cache_mode="lazy", visible_columns=[0], label="Example photos (public domain / CC0)",
                     preprocess=False)
 
