@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from fastnst.errors import WeightsMismatchError
+import torch.nn.functional as F
+
 from fastnst.models import TextureNet, TransformerNet, build_model
+from fastnst.models.transformer_net import last_conv, upsample_conv
 
 SIZES = [(1, 1), (5, 7), (17, 33), (31, 30), (64, 48)]
 
@@ -23,6 +26,32 @@ def test_output_shape_and_range_for_any_size(make, size):
         y = net(torch.rand(2, 3, *size))
     assert y.shape == (2, 3, *size)
     assert torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize("size", [(4, 4), (6, 10), (13, 8)])
+def test_inference_layers_equal_the_textbook_layers(size):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, *size)
+    up = torch.nn.Conv2d(8, 5, 3)
+    textbook = up(F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect"))
+    torch.testing.assert_close(upsample_conv(x, up), textbook, rtol=0, atol=1e-5)
+    padded = F.pad(x, (4, 4, 4, 4), mode="reflect") if min(size) > 4 else F.pad(x, (4, 4, 4, 4))
+    last = torch.nn.Conv2d(8, 3, 9)
+    if padded.shape[-2] % 2 == 0 and padded.shape[-1] % 2 == 0:  # the network only ever gives it even sizes
+        torch.testing.assert_close(last_conv(padded, last), last(padded), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(5, 7), (40, 36)])
+def test_eval_mode_network_equals_its_training_form(size):
+    """Instance norm keeps no running statistics, so train and eval differ only in the decoder's form."""
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.5, num_residual_blocks=2)
+    for m in net.modules():  # non-trivial affine parameters, as after training
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            torch.nn.init.normal_(m.weight, 1, 0.3), torch.nn.init.normal_(m.bias, 0, 0.3)
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), net.train()(x), rtol=0, atol=1e-5)
 
 
 def test_width_and_depth_change_the_network():
