@@ -6,6 +6,8 @@
 
 Goals on an H100: 1080p ≤ 3 ms, 4K ≤ 12 ms, 4K peak GPU memory ≤ 4 GB. On 2 CPU cores: 1 MP ≤ 0.7 s (light net).
 Speed does not depend on the weights, so a random network of the same shape measures the same thing.
+Mode `textbook` (CPU default, next to fp32) runs the decoder in its training form instead of the equivalent
+polyphase layers CPU inference uses (fastnst/models/transformer_net.py), to show what those buy.
 """
 import argparse
 import resource
@@ -50,12 +52,24 @@ def measure(fn, x, device, warmup, repeats):
     return statistics.median(times), peak
 
 
+def textbook_forward(network, x):
+    """fp32 with the training-form layers; the same output for instance-norm networks (no running statistics)."""
+    network.train()
+    try:
+        return network(x)
+    finally:
+        network.eval()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--style", default=None, help="gallery style / Hub id / folder (default: random networks)")
     p.add_argument("--widths", default=None, help="comma-separated width multipliers (default: 1 on GPU, 1,0.5 on CPU)")
-    p.add_argument("--modes", default=None, help="comma-separated: fp32,bf16,compile,tiled (default: all on GPU)")
+    p.add_argument("--modes", default=None, help="comma-separated: fp32,bf16,compile,tiled,textbook "
+                   "(default: GPU fp32,bf16,compile,tiled; CPU fp32,textbook)")
+    p.add_argument("--sizes", default=None, help="comma-separated HxW, e.g. 720x1280 (default: GPU 512², 1080p, "
+                   "4K; CPU 512², 1 MP)")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     args = p.parse_args()
@@ -64,8 +78,10 @@ def main():
         torch.set_num_threads(args.threads)
     gpu = device.type == "cuda"
     sizes = GPU_SIZES if gpu else CPU_SIZES
+    if args.sizes:
+        sizes = {size: tuple(int(n) for n in size.split("x")) for size in args.sizes.split(",")}
     widths = [float(w) for w in (args.widths or ("1" if gpu else "1,0.5")).split(",")]
-    modes = (args.modes or ("fp32,bf16,compile,tiled" if gpu else "fp32")).split(",")
+    modes = (args.modes or ("fp32,bf16,compile,tiled" if gpu else "fp32,textbook")).split(",")
     repeats = args.repeats or (20 if gpu else 3)
     print(f"device: {torch.cuda.get_device_name(device) if gpu else f'CPU, {torch.get_num_threads()} threads'}; "
           f"torch {torch.__version__}")
@@ -84,6 +100,8 @@ def main():
             for mode in modes:
                 if mode == "tiled":
                     fn = lambda t: tiled_forward(network, t, 1024 if gpu else 512)  # noqa: E731
+                elif mode == "textbook":
+                    fn = lambda t: textbook_forward(network, t)  # noqa: E731
                 else:
                     fn = lambda t, m=mode: _forward(network, t, m)  # noqa: E731
                 try:
