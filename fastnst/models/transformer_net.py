@@ -107,7 +107,7 @@ class UpsampleConv(nn.Module):
     def forward(self, x):
         if textbook(self, x):
             return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
-        pad, conv, *norm_relu = self.conv
+        _, conv, *norm_relu = self.conv  # its reflection pad is replaced by upsample_conv's replicate pad
         y = upsample_conv(x, conv)
         for layer in norm_relu:  # the layer's own norm and ReLU, unchanged
             y = layer(y)
