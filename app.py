@@ -14,6 +14,7 @@
 - API: `Client(url).predict(handle_file("photo.jpg"), "starry-night", 1.0, False, 1024, api_name="/stylize")`.
 """
 import base64
+import logging
 import os
 import threading
 from pathlib import Path
@@ -23,8 +24,10 @@ from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
 
 import fastnst
+from fastnst.download import parse_repo_id
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
-from fastnst.styles import DEFAULT_STYLE, STYLES_DIR, gallery, load_style, parse_repo_id
+from fastnst.models.hub import HUB_TAG
+from fastnst.styles import DEFAULT_STYLE, STYLES_DIR, gallery, load_style
 
 try:  # ZeroGPU Spaces: `spaces.GPU` lends a GPU for each call; the package only exists on Spaces
     import spaces
@@ -42,7 +45,7 @@ LARGEST_SIDE = 3840 if ON_GPU else 2048  # beyond this a CPU keeps people waitin
 SMALLEST_SIDE = 64
 CONCURRENCY = 4 if ON_GPU else 2  # paintings at once: a GPU overlaps transfers and encoding; 2 CPU threads suffice
 QUEUE_SIZE = 64
-HUB_TAG, HUB_LIMIT, HUB_TIMEOUT = "fastnst", 50, 5.0  # community styles: Hub tag, how many, seconds to wait
+HUB_LIMIT, HUB_TIMEOUT = 50, 5.0  # community styles: how many, seconds to wait for the list
 
 
 def gpu(fn):
@@ -93,7 +96,9 @@ def community_styles(exclude) -> list[str]:
         except Exception as err:  # no network, Hub down, rate-limited: the Space works without the list
             print(f"fastnst: no community styles from the Hub ({type(err).__name__}).")
 
-    thread = threading.Thread(target=fetch, daemon=True)
+    thread = threading.Thread(target=fetch, daemon=True, name="fastnst-community")
+    # huggingface_hub's HTTP layer logs each of its retries; for this optional list one line (above) says enough
+    logging.getLogger("huggingface_hub.utils._http").addFilter(lambda record: record.threadName != thread.name)
     thread.start()
     thread.join(HUB_TIMEOUT)
     return [] if thread.is_alive() else [repo for repo in found if repo not in exclude]

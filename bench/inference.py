@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fastnst.inference import _forward, tiled_forward  # noqa: E402
+from fastnst.inference import forward, tiled_forward  # noqa: E402
 from fastnst.models import TransformerNet  # noqa: E402
+from fastnst.styles import load_style  # noqa: E402
 
 GPU_SIZES = {"512²": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 CPU_SIZES = {"512²": (512, 512), "1 MP": (768, 1366)}
@@ -88,7 +89,6 @@ def main():
     print(f"{'network':<22} {'size':<7} {'mode':<8} {'ms':>9} {'vs fp32':>8} {'peak MB':>9}")
     for width in widths:
         if args.style:
-            from fastnst.styles import load_style
             network = load_style(args.style, device=device, variant="full" if width == 1 else "light").network
             name = f"{args.style}"
         else:
@@ -103,7 +103,7 @@ def main():
                 elif mode == "textbook":
                     fn = lambda t: textbook_forward(network, t)  # noqa: E731
                 else:
-                    fn = lambda t, m=mode: _forward(network, t, m)  # noqa: E731
+                    fn = lambda t, m=mode: forward(network, t, m)  # noqa: E731
                 try:
                     ms, peak = measure(fn, x, device, warmup=3 if mode == "compile" else 1, repeats=repeats)
                 except Exception as err:  # report and go on: one failing mode must not hide the others

@@ -35,17 +35,23 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from fastnst import pick_device  # noqa: E402
 from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError  # noqa: E402
+from fastnst.formats import PAINTING_FILE, STYLE_IMAGE  # noqa: E402
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
-from fastnst.inference import BLEND, _tiles, pick_device, stylize_tensor, tiled_forward  # noqa: E402
+from fastnst.inference import BLEND, stylize_tensor, tile_boxes, tiled_forward  # noqa: E402
 from fastnst.losses import PerceptualLoss  # noqa: E402
-from fastnst.styles import gallery, load_style, parse_repo_id  # noqa: E402
+from fastnst.styles import gallery, load_style  # noqa: E402
 from fastnst.vgg import VGGFeatures  # noqa: E402
-from training.trainer import LOSS_LAYERS, TrainConfig  # noqa: E402
-from training.trainer import load_style as load_painting  # noqa: E402  (the trainer's loader, same resizing)
+from training.trainer import (  # noqa: E402
+    LOSS_LAYERS,
+    TrainConfig,
+    load_painting,  # noqa: E402  (the trainer's loader, same resizing)
+)
 
 SHARED = REPO.parent / "shared" / "data"
 PHOTOS = SHARED / "content" / "mcmaster18"
@@ -102,28 +108,11 @@ def resize_long_side(image, size: int):
 
 
 def find_recipe(style, name: str) -> dict:
-    """The training recipe: the gallery's style.json (`networks.<variant>.recipe`, as training.gallery writes it,
-    or a top-level "recipe"), else the exported fastnst.json (folder or Hub repo)."""
-    shipped = (style.metadata.get("networks") or {}).get(style.variant) or {}
-    for recipe in (shipped.get("recipe"), style.metadata.get("recipe")):
-        if isinstance(recipe, dict):
-            return recipe
-    source = Path(style.source)
-    for folder in (source, source.parent):
-        for file, key in (("fastnst.json", "recipe"), ("recipe.json", None)):
-            if (folder / file).is_file():
-                data = json.loads((folder / file).read_text())
-                return data[key] if key else data
-    repo = parse_repo_id(name) if not Path(name).expanduser().is_dir() else None
-    repo_id, revision = repo or (style.metadata.get("hub_repo"), style.metadata.get("hub_revision"))
-    if repo_id:
-        try:
-            from huggingface_hub import hf_hub_download
-            return json.loads(Path(hf_hub_download(repo_id, "fastnst.json", revision=revision)).read_text())["recipe"]
-        except Exception:  # offline, or an older export: reported below as "no recipe"
-            pass
-    raise StyleNotFoundError(f"Style {name!r} has no training recipe (\"recipe\" in style.json or fastnst.json), "
-                             f"so its training loss cannot be rebuilt.")
+    """The training recipe the style's loader found (gallery style.json, else the export's fastnst.json)."""
+    if style.recipe is None:
+        raise StyleNotFoundError(f"Style {name!r} has no training recipe (\"recipe\" in style.json or fastnst.json), "
+                                 f"so its training loss cannot be rebuilt.")
+    return style.recipe
 
 
 def resolve_loss_weights(recipe: dict, override, weights_dir: Path):
@@ -142,12 +131,12 @@ def resolve_loss_weights(recipe: dict, override, weights_dir: Path):
 
 def find_painting(style, recipe: dict, paintings_dir: Path) -> Path:
     """The painting trained on: `paintings_dir`/<recipe style_image>, else the style folder's style.jpg copy."""
-    name = recipe.get("style_image")
+    name = recipe.get(STYLE_IMAGE)
     candidates = [paintings_dir / Path(name).name] if name else []
-    candidates += [Path(style.source) / "style.jpg", Path(style.source).parent / "style.jpg"]
+    candidates += [Path(style.source) / PAINTING_FILE, Path(style.source).parent / PAINTING_FILE]
     for path in candidates:
         if path.is_file():
-            if path.name == "style.jpg" and name:
+            if path.name == PAINTING_FILE and name:
                 log(f"  note: {name} is not in {paintings_dir}; using the exported copy {path} (JPEG, ≤1024 px)")
             return path
     raise StyleNotFoundError(f"The painting {name or '(unnamed)'} of style {style.name!r} was not found in "
@@ -224,7 +213,7 @@ def gatys(loss_fn, content, targets, checkpoints, *, optimizer="lbfgs", lr=None,
 def seam_error(network, x, tile: int, untiled) -> dict:
     """Tiled vs untiled output, in 8-bit levels (mean and max absolute difference)."""
     diff = (tiled_forward(network, x, tile).clamp(0, 1) - untiled.clamp(0, 1)).abs() * 255
-    tiles = len(list(_tiles(x.shape[-2], x.shape[-1], max(4 * BLEND, tile // 4 * 4))))  # as tiled_forward cuts
+    tiles = len(list(tile_boxes(x.shape[-2], x.shape[-1], max(4 * BLEND, tile // 4 * 4))))  # as tiled_forward cuts
     if tiles == 1:
         log(f"    note: one {tile} px tile covers {x.shape[-1]}×{x.shape[-2]}; the seam check is trivial")
     return {"mad": float(diff.mean()), "max": float(diff.max()), "tiles": tiles}
@@ -233,7 +222,6 @@ def seam_error(network, x, tile: int, untiled) -> dict:
 # ------------------------------------------------------------------------------------------------ output
 def contact_sheet(photos: dict, outputs: dict, titles: list, path: Path, cell: int = CELL) -> None:
     """Rows: photos; columns: the photo, then our output per style. Paintings are never shown."""
-    from PIL import Image, ImageDraw, ImageFont
 
     sheet = Image.new("RGB", ((1 + len(titles)) * cell, HEADER + len(photos) * cell), "white")
     draw = ImageDraw.Draw(sheet)

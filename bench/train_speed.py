@@ -26,14 +26,24 @@ import time
 from pathlib import Path
 
 import torch
+import torchvision.transforms as T
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from fastnst.models import TransformerNet  # noqa: E402
+from fastnst.models import TransformerNet, load_network  # noqa: E402
 from training import data as D  # noqa: E402
-from training.trainer import (BATCH_CPU, BATCH_GPU, IMAGE_STEPS, LOSS_LAYERS, LR, TrainConfig,  # noqa: E402
-                              load_style, perceptual_loss, train)
+from training.trainer import (  # noqa: E402
+    BATCH_CPU,
+    BATCH_GPU,
+    IMAGE_STEPS,
+    LOSS_LAYERS,
+    LR,
+    TrainConfig,
+    load_painting,
+    perceptual_loss,
+    train,
+)
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_DATA = SHARED / "content"
@@ -47,7 +57,7 @@ WARMUP_STEPS = 5            # reference loop steps not timed (cudnn initialisati
 def build_loss(args, device):
     """The trainer's loss (layers, weights by the loss network's scale) with the painting's style targets."""
     loss = perceptual_loss(args.loss_arch, args.loss_weights).to(device)
-    loss.set_style(load_style(args.style, args.style_size).to(device))
+    loss.set_style(load_painting(args.style, args.style_size).to(device))
     return loss
 
 
@@ -74,7 +84,6 @@ class Photos(torch.utils.data.Dataset):
     """What torchvision.datasets.ImageFolder + the example's transform do: open, decode, resize, crop, ToTensor."""
 
     def __init__(self, paths, crop):
-        import torchvision.transforms as T
         self.paths = paths
         self.transform = T.Compose([T.Resize(crop), T.CenterCrop(crop), T.ToTensor()])
 
@@ -177,8 +186,7 @@ def main():
         print(f"projected {IMAGE_STEPS:,}-image recipe: ours {recipe_s / 60:.1f} min (incl. setup), reference "
               f"{IMAGE_STEPS / ref['ips'] / 60:.1f} min (loop only)")
         if args.compare_quality:
-            from fastnst.styles import load_style as load_network  # the fp32 export folder, as any user loads it
-            ours_net = load_network(str(Path(ours["network"]).with_name("export")), device=device).network
+            ours_net = load_network(Path(ours["network"]).with_name("export"), device)  # the fp32 export folder
             loss_fn = build_loss(args, device)
             rows = {name: heldout_losses(net, loss_fn, heldout, args, device)
                     for name, net in (("reference", ref["network"]), ("ours", ours_net))}

@@ -2,14 +2,40 @@
 
     from fastnst import stylize
     stylize("photo.jpg", "starry-night").save("out.jpg")
+
+The loss network and losses (`VGGFeatures`, `PerceptualLoss`, ...) are imported on first use: painting a photo
+does not need torchvision, whose import is most of a cold start.
 """
-from .errors import (FastNSTError, HubError, ImageTooLargeError, InvalidImageError, InvalidOptionError,
-                     LossNetworkUnavailableError, StyleNotFoundError, WeightsMismatchError)
+import importlib
+
+from .device import pick_device
+from .errors import (
+    FastNSTError,
+    HubError,
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidOptionError,
+    LossNetworkUnavailableError,
+    StyleNotFoundError,
+    WeightsMismatchError,
+)
 from .imageio import load_image
-from .inference import pick_device, preserve_colors, stylize, stylize_tensor, tiled_forward
-from .losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
-from .models import TextureNet, TransformerNet, build_model
+from .inference import preserve_colors, stylize, stylize_tensor, tiled_forward
+from .models import TextureNet, TransformerNet, build_model, load_network
 from .styles import DEFAULT_STYLE, Style, available_styles, gallery, load_style
-from .vgg import VGGFeatures
 
 __version__ = "0.1.0"
+__all__ = ["DEFAULT_STYLE", "FastNSTError", "HubError", "ImageTooLargeError", "InvalidImageError",
+           "InvalidOptionError", "LossNetworkUnavailableError", "PerceptualLoss", "Style", "StyleNotFoundError",
+           "TextureNet", "TransformerNet", "VGGFeatures", "WeightsMismatchError", "available_styles", "build_model",
+           "content_loss", "gallery", "gram_matrix", "load_image", "load_network", "load_style", "pick_device",
+           "preserve_colors", "style_loss", "stylize", "stylize_tensor", "tiled_forward", "total_variation"]
+
+_TRAINING_SIDE = {"PerceptualLoss": "losses", "content_loss": "losses", "gram_matrix": "losses",
+                  "style_loss": "losses", "total_variation": "losses", "VGGFeatures": "vgg"}
+
+
+def __getattr__(name):
+    if name in _TRAINING_SIDE:
+        return getattr(importlib.import_module(f".{_TRAINING_SIDE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,15 +10,22 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from .errors import FastNSTError, InvalidOptionError
+from .inference import stylize
+from .styles import CHOICES, gallery, load_style
+
+try:  # optional: checks an ONNX export when installed (pip install fastnst[onnx])
+    import onnxruntime
+except ImportError:
+    onnxruntime = None
 
 EXIT_ERROR = 2
 
 
 def _stylize(args) -> None:
-    from .inference import stylize
-    from .styles import load_style
-
     out = Path(args.output)
     if out.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
         raise InvalidOptionError(f"Output must end in .jpg, .png or .webp, not {out.name!r}.")
@@ -33,8 +40,6 @@ def _stylize(args) -> None:
 
 
 def _styles(args) -> None:
-    from .styles import gallery
-
     entries = gallery()
     if not entries:
         print("No gallery styles are embedded; use a Hub repo id (user/repo) or a local folder.")
@@ -44,10 +49,6 @@ def _styles(args) -> None:
 
 
 def _export_onnx(args) -> None:
-    import torch
-
-    from .styles import load_style
-
     style = load_style(args.style, device="cpu", variant=args.variant)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +58,7 @@ def _export_onnx(args) -> None:
                                     "stylized": {0: "batch", 2: "height", 3: "width"}},
                       opset_version=args.opset, dynamo=False)
     message = f"{out}: input 'image' and output 'stylized', (B, 3, H, W) RGB in [0, 1]"
-    try:
-        import numpy as np
-        import onnxruntime
-    except ImportError:
+    if onnxruntime is None:
         print(message + " (install onnxruntime to have it checked)")
         return
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -89,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: automatic; 0 = never)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
-    p.add_argument("--variant", default="auto", choices=["auto", "full", "light"],
+    p.add_argument("--variant", default="auto", choices=CHOICES,
                    help="network size for gallery styles (auto: light on CPU, full on GPU)")
     p.set_defaults(run=_stylize)
 
@@ -100,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--style", required=True, help="gallery name, Hub repo id or folder")
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
-    p.add_argument("--variant", default="auto", choices=["auto", "full", "light"], help="network size")
+    p.add_argument("--variant", default="auto", choices=CHOICES, help="network size")
     p.add_argument("--size", type=int, default=256, help="example input size used for tracing")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.set_defaults(run=_export_onnx)

@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fastnst.errors import FastNSTError, ImageTooLargeError, InvalidImageError
@@ -72,7 +71,7 @@ def image_to_tensor(image) -> torch.Tensor:
     """Anything `load_image` accepts -> float32 tensor (1, 3, H, W) in [0, 1]. RGB PIL images are used as is."""
     if not (isinstance(image, Image.Image) and image.mode == "RGB"):
         image = load_image(image)
-    return TF.pil_to_tensor(image).unsqueeze(0).float().div_(255.0)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
@@ -88,7 +87,7 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
         # Round rather than truncate: truncation darkens every pixel by half a level on average, and breaks the
         # exact uint8 -> float -> uint8 round trip. NaN (a diverged model) becomes black instead of garbage.
         t = t.float().nan_to_num(0.0).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return TF.to_pil_image(t.cpu(), mode="RGB")
+    return Image.fromarray(t.cpu().permute(1, 2, 0).contiguous().numpy())  # uint8 H×W×3: RGB
 
 
 def resize_max_side(image: Image.Image, max_side: int | None) -> Image.Image:

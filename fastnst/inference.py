@@ -18,6 +18,7 @@ Tiling: images above a pixel budget are processed in tiles. Two things keep the 
 For images within STATS_PIXELS the tiled output equals the untiled one up to float rounding.
 """
 import os
+import warnings
 import weakref
 from contextlib import contextmanager
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import pick_device
 from .errors import FastNSTError, InvalidOptionError
 from .imageio import image_to_tensor, load_image, resize_max_side, tensor_to_image
 from .styles import Style, load_style
@@ -35,18 +37,6 @@ MARGIN = 64  # ≥ receptive-field radius (54 px), multiple of 4
 BLEND = 16  # width of the linear cross-fade between neighbouring tile cores
 STATS_PIXELS = 2_100_000  # IN statistics are first taken from the image downscaled to at most this many pixels
 MODES = ("fp32", "bf16", "compile")
-
-
-def pick_device(device=None) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InvalidOptionError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidOptionError("A CUDA device was asked for, but this machine has no usable GPU.")
-    return device
 
 
 def default_mode(device: torch.device) -> str:
@@ -76,7 +66,8 @@ def _runner(network: nn.Module, device: torch.device, mode: str):
     return cache[mode]
 
 
-def _forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+def forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
+    """`network(x)` in execution `mode` (see MODES), falling back to fp32 eager if that mode fails."""
     run = _runner(network, x.device, mode)
     try:
         return run(x)
@@ -84,7 +75,6 @@ def _forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         if mode == "fp32":
             raise
         _prepared.get(network, {}).pop(mode, None)
-        import warnings
         warnings.warn(f"fastnst: {mode} inference failed ({type(err).__name__}: {err}); using fp32 eager.")
         return network(x)
 
@@ -145,7 +135,7 @@ def _starts(size: int, tile: int) -> list[int]:
     return sorted(set(starts))
 
 
-def _tiles(h: int, w: int, tile: int):
+def tile_boxes(h: int, w: int, tile: int):
     """(core box, own box, input box) per tile. Cores overlap for blending; own boxes partition the image (for
     statistics); input boxes add MARGIN of real neighbours and start on multiples of 4 like the cores."""
     ys, xs = _starts(h, tile), _starts(w, tile)
@@ -178,7 +168,7 @@ def tiled_forward(network: nn.Module, x: torch.Tensor, tile: int, *, exact_stats
     for _ in range(passes):  # moments at full resolution under the current statistics
         sums: dict = {}
         with _instance_norm_stats(network, stats, sums):
-            for _core, (oy0, oy1, ox0, ox1), (top, bottom, left, right) in _tiles(h, w, tile):
+            for _core, (oy0, oy1, ox0, ox1), (top, bottom, left, right) in tile_boxes(h, w, tile):
                 sums["box"] = (oy0 - top, oy1 - top, ox0 - left, ox1 - left)
                 sums["padded_h"] = max(8, bottom - top + (top - bottom) % 4)
                 network(x[..., top:bottom, left:right])
@@ -189,7 +179,7 @@ def tiled_forward(network: nn.Module, x: torch.Tensor, tile: int, *, exact_stats
     out = torch.zeros_like(x)
     weight = torch.zeros((1, 1, h, w), device=x.device)
     with _instance_norm_stats(network, stats):
-        for (y0, y1, x0, x1), _own, (top, bottom, left, right) in _tiles(h, w, tile):
+        for (y0, y1, x0, x1), _own, (top, bottom, left, right) in tile_boxes(h, w, tile):
             y = network(x[..., top:bottom, left:right])[..., y0 - top:y1 - top, x0 - left:x1 - left]
             wy = _ramp(y1 - y0, y0 > 0, y1 < h, x.device).view(-1, 1)
             wx = _ramp(x1 - x0, x0 > 0, x1 < w, x.device).view(1, -1)
@@ -239,11 +229,10 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     h, w = x.shape[-2:]
     if tile is None and h * w > AUTO_TILE_PIXELS[device.type]:
         tile = DEFAULT_TILE[device.type]
-    can_tile = style.network.__class__.__name__ != "TextureNet"  # its noise and huge receptive field don't tile
-    if tile and can_tile and (h > tile or w > tile):
+    if tile and network.tileable and (h > tile or w > tile):
         y = tiled_forward(network, x, tile)
     else:
-        y = _forward(network, x, mode or default_mode(device))
+        y = forward(network, x, mode or default_mode(device))
     if preserve_color:
         y = preserve_colors(y, x)
     if strength < 1.0:

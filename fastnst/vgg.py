@@ -13,14 +13,13 @@ Weights, in this order:
 When none can be had, `LossNetworkUnavailableError` says how to provide them.
 """
 import os
-from pathlib import Path
 
-import safetensors.torch
 import torch
 import torchvision
 from torch import nn
 
 from .errors import LossNetworkUnavailableError
+from .models.hub import load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,7 +65,6 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"{arch} has no layer(s) {unknown}; valid names look like {names[:4]}")
         self.arch, self.layers = arch, tuple(layers)
         self.index = {name: names.index(name) for name in self.layers}
-        self.names = names
         cut = max(self.index.values()) + 1
 
         weights = weights if weights is not None else os.environ.get(WEIGHTS_ENV) or "imagenet"
@@ -75,30 +73,14 @@ class VGGFeatures(nn.Module):
             self.source = weights
         else:
             self.features = _torchvision_features(arch, pretrained=False)[:cut]
-            self._load_file(Path(weights))
+            deepest = max(self.layers, key=self.index.get)
+            load_weights(self.features, weights, what=f"{arch} `features` up to {deepest}",
+                         error=LossNetworkUnavailableError, allow_unexpected=True,  # a deeper cut is fine
+                         hint=f"is it a {arch} file cut before that layer?")
             self.source = str(weights)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False).eval()
-
-    def _load_file(self, path: Path) -> None:
-        if not path.is_file():
-            raise LossNetworkUnavailableError(f"VGG weights file {path} does not exist.")
-        try:
-            state = safetensors.torch.load_file(str(path))
-        except Exception as err:
-            raise LossNetworkUnavailableError(f"Could not read VGG weights from {path}: {err}.") from err
-        wanted = self.features.state_dict()
-        missing = [k for k in wanted if k not in state]
-        if missing:
-            raise LossNetworkUnavailableError(
-                f"{path} lacks {len(missing)} tensor(s) needed up to {self.layers[-1]} of {self.arch} "
-                f"(e.g. {missing[0]}); is it a {self.arch} file cut before that layer?")
-        bad = [k for k in wanted if tuple(state[k].shape) != tuple(wanted[k].shape)]
-        if bad:
-            raise LossNetworkUnavailableError(f"{path} does not hold {self.arch} weights ({bad[0]} has shape "
-                                              f"{tuple(state[bad[0]].shape)}).")
-        self.features.load_state_dict({k: state[k].float() for k in wanted}, strict=True)
 
     def train(self, mode: bool = True):
         return super().train(False)  # frozen: never leave eval mode

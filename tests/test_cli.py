@@ -62,3 +62,10 @@ def test_export_onnx_checked_with_onnxruntime(setup):
                 styles_dir=styles_dir, cwd=tmp)
     assert r.returncode == 0, r.stderr
     assert "checked with onnxruntime" in r.stdout and (tmp / "m.onnx").stat().st_size > 10_000
+
+
+def test_the_cli_does_not_import_the_loss_network():
+    """torchvision (VGG, only for training) is most of a cold start; painting a photo must not import it."""
+    code = "import sys, fastnst.cli; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -20,9 +20,10 @@ import torch
 from PIL import Image
 
 from fastnst.errors import HubError, InvalidImageError
+from fastnst.formats import CARD_FILE, FP32_REPO_FILE
 from fastnst.models import TransformerNet, build_model, load_weights
-from training.publish import (CARD_FILE, EXPORT_DIR, EXPORT_FP16_DIR, FP32_REPO_FILE, PLACEHOLDER_REPO, TAGS,
-                              export_run, push_run, retry_command)
+from fastnst.models.hub import INSTALL_COMMAND, PLACEHOLDER_REPO, TAGS
+from training.publish import EXPORT_DIR, EXPORT_FP16_DIR, export_run, push_run, retry_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hf_test_SECRET123"
@@ -116,7 +117,7 @@ def test_model_card_and_metadata(run):
     assert set(TAGS) <= set(card.data.tags) and {"style-transfer", "neural-style-transfer"} <= set(card.data.tags)
     assert card.data.license == "apache-2.0" and card.data.datasets == ["coco"]
     text = card.text
-    for needle in ("![style image](style.jpg)", "samples/sample_01.jpg", "pip install fastnst",
+    for needle in ("![style image](style.jpg)", "samples/sample_01.jpg", INSTALL_COMMAND,
                    f"fastnst stylize photo.jpg --style {PLACEHOLDER_REPO} -o out.jpg",
                    "from fastnst import load_style, stylize", "`style_weight` | 1e+05", "`lr` | 0.001",
                    "| `heldout_style` | 3.5 |", "| `model.width` | 0.25 |", "| `steps` | 3 |", "Training time: 2.5 s", "12 images/s", "Device: cpu",
@@ -127,7 +128,8 @@ def test_model_card_and_metadata(run):
     assert info["metrics"] == METRICS and info["recipe"]["loss_weights"] == "private/vgg16.safetensors"
     assert info["recipe"]["notes"] == info["recipe"]["comment"] == "***" and "hub_token" not in info["recipe"]
     assert info["dtype"] == "float16" and info["config"]["arch"] == "transformer"
-    assert json.loads((run_dir / EXPORT_FP16_DIR / "style.json").read_text())["title"] == "tiny-waves"
+    assert json.loads((run_dir / EXPORT_FP16_DIR / "style.json").read_text())["title"] == "Tiny Waves"
+    assert "# Tiny Waves" in text and "pip install fastnst" not in text and "github.com" not in text
 
 
 def test_export_falls_back_to_final_sample_grid(tmp_path):
@@ -163,6 +165,7 @@ def test_retry_command_is_a_copyable_shell_line():
 @pytest.mark.parametrize("kwargs", [{}, {"private": True, "revision": "v2"}])
 def test_failed_push_raises_hub_error_with_retry_command(run, monkeypatch, kwargs):
     from huggingface_hub import constants
+
     from tests.hub_server import HubServer
 
     _, run_dir = run
@@ -207,8 +210,8 @@ print(json.dumps(result))
 
 
 def test_push_then_load_by_repo_id_and_branch(run, tmp_path):
-    pytest.importorskip("fastnst.styles", reason="fastnst.styles (load_style) is not written yet")
     from huggingface_hub import ModelCard
+
     from tests.hub_server import HubServer, client_env
 
     _, run_a = run
@@ -239,3 +242,19 @@ def test_push_then_load_by_repo_id_and_branch(run, tmp_path):
     for run_dir in (run_a, run_b):
         assert not [p for p in run_dir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
         assert digest(run_dir) == before[run_dir]  # pushing only reads local files
+
+
+def test_card_names_the_painting_and_painter_given_to_the_trainer(tmp_path):
+    """--title / --artist reach the card and style.json; without them the title is the file name made readable."""
+    from huggingface_hub import ModelCard
+
+    from fastnst.formats import readable_title
+
+    _, run_dir = make_run(tmp_path, "named", seed=2, title="The Starry Night", artist="Vincent van Gogh")
+    card = ModelCard.load(run_dir / EXPORT_FP16_DIR / CARD_FILE)
+    assert card.text.lstrip().startswith("# The Starry Night (Vincent van Gogh)")
+    assert card.data.model_name == "The Starry Night"
+    meta = json.loads((run_dir / EXPORT_FP16_DIR / "style.json").read_text())
+    assert (meta["title"], meta["artist"]) == ("The Starry Night", "Vincent van Gogh")
+    assert readable_title("starry_night.jpg") == "Starry Night"
+    assert readable_title("great-wave_off kanagawa") == "Great Wave Off Kanagawa"

@@ -100,3 +100,15 @@ def test_offline_mode_uses_the_cache(tmp_path, hub):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "Test Style" and lines[1].startswith("HubError") and "offline" in lines[1]
+
+
+def test_a_style_knows_its_training_recipe(tmp_path, gallery_dir):
+    """The gallery's networks.<variant>.recipe, else an export's fastnst.json; None when nothing recorded one."""
+    meta = json.loads((gallery_dir / "test-style" / "style.json").read_text())
+    meta["networks"] = {"light": {"recipe": {"style_weight": 3.0}}}
+    (gallery_dir / "test-style" / "style.json").write_text(json.dumps(meta))
+    assert styles.load_style("test-style", device="cpu", variant="light").recipe == {"style_weight": 3.0}
+    assert styles.load_style("test-style", device="cpu", variant="full").recipe is None
+    folder = make_style_dir(tmp_path / "export")
+    (folder / "fastnst.json").write_text(json.dumps({"recipe": {"style_weight": 2.0}}))
+    assert styles.load_style(str(folder), device="cpu").recipe == {"style_weight": 2.0}

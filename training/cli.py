@@ -16,6 +16,7 @@ from pathlib import Path
 from fastnst.errors import FastNSTError
 
 from . import trainer as T
+from .publish import push_run
 
 EPILOG = """outputs in RUN_DIR: checkpoint.pt (resumable), history.csv, samples/step_*.jpg, recipe.json,
 metrics.json, export/ (fp32) and export-fp16/. Publish a finished run later with:
@@ -36,6 +37,9 @@ def train_parser() -> argparse.ArgumentParser:
     io.add_argument("--push-to-hub", metavar="USER/NAME", default=None, help="publish the export to this Hub repo")
     io.add_argument("--private", action="store_true", help="create the Hub repo as private")
     io.add_argument("--revision", default=None, help="Hub branch to push to (default: main)")
+    io.add_argument("--title", default=None, help="the style's name on its model card (default: from the "
+                    "painting's file name, e.g. starry_night.jpg → Starry Night)")
+    io.add_argument("--artist", default=None, help="the painter, for the model card")
 
     net = p.add_argument_group("network")
     net.add_argument("--arch", choices=("transformer", "texture"), default=d["arch"],
@@ -101,7 +105,6 @@ def push_parser() -> argparse.ArgumentParser:
 
 def push(run_dir, repo: str, *, private: bool = False, revision: str | None = None) -> str:
     """Publish a finished run; a failure raises HubError naming the retry command (training.publish.push_run)."""
-    from .publish import push_run
     url = push_run(Path(run_dir), repo, private=private, revision=revision)
     print(f"published: {url}")
     return url

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from tqdm.auto import tqdm
 
 from fastnst.errors import FastNSTError
 
@@ -120,7 +121,6 @@ def build_cache(source, *, prep_side: int, min_side: int, cache_dir=None, worker
     workers = workers or min(16, os.cpu_count() or 1)
     # Threads, not processes: Pillow releases the GIL while decoding and resizing, and threads are safe to start
     # inside torchrun workers and pytest alike. Chunked map keeps the file order and bounds memory.
-    from tqdm.auto import tqdm
     bar = tqdm(total=len(paths), desc="preparing photos", unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(paths), 256):
@@ -151,7 +151,7 @@ def _open(npy: Path, meta_path: Path, *, reused: bool) -> PhotoCache:
     return PhotoCache(npy, array, meta["side"], meta["sources"], meta["skipped"], reused)
 
 
-def _seed(*parts: int) -> int:
+def derive_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers (seed, step, stream...)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
 
@@ -181,7 +181,7 @@ class BatchSampler:
         """Cache indices in the order epoch `epoch` visits them (numpy RNG: identical on every device)."""
         if epoch not in self._perms:
             self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}  # keep at most 2 epochs
-            order = np.random.default_rng(_seed(self.seed, epoch, 0xDA7A)).permutation(len(self.pool))
+            order = np.random.default_rng(derive_seed(self.seed, epoch, 0xDA7A)).permutation(len(self.pool))
             self._perms[epoch] = self.pool[torch.from_numpy(order).to(self.pool.device)]
         return self._perms[epoch]
 
@@ -204,7 +204,7 @@ class BatchSampler:
     def batch(self, step: int) -> torch.Tensor:
         """(B, 3, crop, crop) float in [0, 1] on the data's device; channels_last by construction (NHWC storage)."""
         g, b, c, dev = self.batch_size * self.world_size, self.batch_size, self.crop, self.data.device
-        gen = torch.Generator(dev).manual_seed(_seed(self.seed, step, 0xC409))
+        gen = torch.Generator(dev).manual_seed(derive_seed(self.seed, step, 0xC409))
         offsets = torch.randint(0, self.side - c + 1, (g, 2), generator=gen, device=dev)
         flips = torch.rand(g, generator=gen, device=dev) < 0.5
         lo = self.rank * b

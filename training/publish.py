@@ -28,41 +28,49 @@ import os
 import re
 import shlex
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 from fastnst.errors import FastNSTError, HubError, InvalidImageError
+from fastnst.formats import (
+    ARTIST,
+    CARD_FILE,
+    DATA_FOLDER,
+    DEVICE,
+    FP32_REPO_FILE,
+    HELDOUT_PREFIX,
+    LICENSE,
+    PAINTING_FILE,
+    SPEED,
+    STYLE_IMAGE,
+    STYLE_LICENSE,
+    TITLE,
+    WALL_TIME,
+    WEIGHTS_FILE,
+    read_config,
+    read_info,
+    readable_title,
+    write_info,
+    write_metadata,
+)
+from fastnst.imageio import load_image, resize_max_side, tensor_to_image
+from fastnst.models import build_model
 
 # Defaults, visible in one place.
 EXPORT_DIR, EXPORT_FP16_DIR = "export", "export-fp16"
-STYLE_FILE, INFO_FILE, CARD_FILE, META_FILE = "style.jpg", "fastnst.json", "README.md", "style.json"
-WEIGHTS_FILE, FP32_REPO_FILE = "model.safetensors", "model_fp32.safetensors"
 JPEG_QUALITY = 95
 STYLE_MAX_SIDE = 1024
 SAMPLE_MAX_SIDE = 1024
 MAX_SAMPLES = 12
 DEFAULT_LICENSE = "mit"  # licence of the *weights*; the artwork's own licence is stated in the card text
-PLACEHOLDER_REPO = "your-username/your-style"  # replaced by the real repo id when pushed
-TAGS = ["style-transfer", "fastnst", "image-to-image", "neural-style-transfer"]
-PAPERS = [
-    "Johnson, Alahi, Fei-Fei. *Perceptual Losses for Real-Time Style Transfer and Super-Resolution.* ECCV 2016. "
-    "[arXiv:1603.08155](https://arxiv.org/abs/1603.08155)",
-    "Ulyanov, Vedaldi, Lempitsky. *Improved Texture Networks: Maximizing Quality and Diversity in Feed-forward "
-    "Stylization and Texture Synthesis.* CVPR 2017. [arXiv:1701.02096](https://arxiv.org/abs/1701.02096) "
-    "(instance normalisation; first as [arXiv:1607.08022](https://arxiv.org/abs/1607.08022))",
-    "Ulyanov, Lebedev, Vedaldi, Lempitsky. *Texture Networks: Feed-forward Synthesis of Textures and Stylized "
-    "Images.* ICML 2016. [arXiv:1603.03417](https://arxiv.org/abs/1603.03417)",
-]
 _TOKEN_LIKE = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")  # the shape of a real Hub access token
 _SECRET_KEY = re.compile(r"token|secret|passw|api[_-]?key|^auth$|authori[sz]ation|credential", re.IGNORECASE)
-# The headline numbers, under the names training/trainer.py writes them.
-_TIME_KEYS = ("wall_time_s",)
-# Loss terms: training/trainer.py reports them as heldout_{content,style,tv,total} on the held-out photos.
-_LOSS_KEY = re.compile(r"loss|^(heldout_)?(content|style|tv|total)$", re.IGNORECASE)
-_SPEED_KEYS = ("images_per_s",)
-_DATA_KEYS = ("data_folder",)
+_SUMMARY_KEYS = (WALL_TIME, SPEED, DEVICE)  # metrics the card states in words rather than in the table
 
 
 # ------------------------------------------------------------------------------------------------------ export
@@ -90,36 +98,39 @@ def _write_folder(dest: Path, net, *, dtype, style, samples, recipe, metrics, da
     """Build the folder next to `dest` and swap it in, so a crash never leaves half an export behind."""
     tmp = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    net.save_pretrained(tmp)  # model.safetensors + config.json (+ the mixin's generic card, replaced below)
-    config = json.loads((tmp / "config.json").read_text())
-    _save_jpeg(style, tmp / STYLE_FILE, STYLE_MAX_SIDE)
+    tmp.mkdir(parents=True)
+    _save_jpeg(style, tmp / PAINTING_FILE, STYLE_MAX_SIDE)
     sample_files = []
     for i, img in enumerate(samples):
         sample_files.append(f"samples/sample_{i:02d}.jpg")
         _save_jpeg(img, tmp / sample_files[-1], SAMPLE_MAX_SIDE)
     info = {
         "format": 1,
-        "name": _style_name(recipe, run_name),
-        "arch": config.get("arch"),
-        "config": config,
+        "name": recipe.get(TITLE) or _title_from_file(recipe, run_name),
+        "artist": recipe.get(ARTIST) or "",
+        "arch": net.arch,
         "dtype": dtype,
-        "style_image": STYLE_FILE,
+        "style_image": PAINTING_FILE,
         "samples": sample_files,
-        "license": _license(recipe),
-        "style_license": recipe.get("style_license"),
+        "license": str(recipe.get(LICENSE) or DEFAULT_LICENSE),
+        "style_license": recipe.get(STYLE_LICENSE),
         "datasets": datasets,
         "recipe": recipe,
         "metrics": metrics,
     }
-    (tmp / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
+    net.save_pretrained(tmp, model_card_kwargs=card_values(info))  # weights, config.json, README.md (the card)
+    write_info(tmp, {**info, "config": read_config(tmp)})
     # style.json: what `fastnst.load_style(folder)` and the gallery show (same keys as styles/<slug>/style.json).
-    meta = {"title": info["name"], "artist": recipe.get("artist", ""), "license": info["license"],
-            "style_license": info["style_license"], "tile": STYLE_FILE}
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    build_model_card(info, repo_id=recipe.get("repo_id")).save(tmp / CARD_FILE)
+    write_metadata(tmp, {"title": info["name"], "artist": info["artist"], "license": info["license"],
+                         "style_license": info["style_license"], "tile": PAINTING_FILE})
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+
+def _title_from_file(recipe: dict, fallback: str) -> str:
+    """A readable title from the painting's file name ("starry_night.jpg" → "Starry Night"), else the run's."""
+    return readable_title(str(recipe[STYLE_IMAGE])) if recipe.get(STYLE_IMAGE) else fallback
 
 
 def _unwrap(model):
@@ -133,17 +144,13 @@ def _unwrap(model):
 
 
 def _read_image(source, what: str) -> Image.Image:
-    from fastnst.imageio import load_image  # one safe door for pictures (EXIF, modes, size budget)
-
-    try:
+    try:  # fastnst's one safe door for pictures (EXIF, modes, size budget)
         return load_image(source)
     except InvalidImageError as err:
         raise InvalidImageError(f"The {what} {source} could not be used: {err}") from err
 
 
 def _save_jpeg(image, path: Path, max_side: int) -> None:
-    from fastnst.imageio import resize_max_side, tensor_to_image
-
     if isinstance(image, torch.Tensor):
         image = tensor_to_image(image)
     image = resize_max_side(image if image.mode == "RGB" else image.convert("RGB"), max_side)
@@ -187,8 +194,6 @@ def _clean(data, secrets=None):
 
 def _stored_token() -> str | None:
     try:
-        from huggingface_hub import get_token
-
         return get_token()
     except Exception:
         return None
@@ -197,26 +202,10 @@ def _stored_token() -> str | None:
 # ------------------------------------------------------------------------------------------------- model card
 
 
-def _style_name(recipe: dict, fallback: str) -> str:
-    """The painting's file name without extension (the trainer records it as style_image), else the run's name."""
-    return Path(recipe["style_image"]).stem if recipe.get("style_image") else fallback
-
-
-def _license(recipe: dict) -> str:
-    return str(recipe.get("license") or DEFAULT_LICENSE)
-
-
-def _dataset(recipe: dict) -> str | None:
-    for key in _DATA_KEYS:
-        if recipe.get(key):
-            return str(recipe[key])
-    return None
-
-
 def _datasets(recipe: dict) -> list[str] | None:
     """Hub dataset ids for the card metadata: only COCO is recognised; other folders are named in the text."""
-    dataset = _dataset(recipe)
-    return ["coco"] if dataset and "coco" in dataset.lower() else None
+    dataset = recipe.get(DATA_FOLDER)
+    return ["coco"] if dataset and "coco" in str(dataset).lower() else None
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -237,97 +226,25 @@ def _fmt(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(rows, head: tuple[str, str]) -> str:
-    lines = [f"| {head[0]} | {head[1]} |", "| --- | --- |"]
-    lines += [f"| `{k}` | {_fmt(v)} |" for k, v in rows]
-    return "\n".join(lines)
-
-
-def _first(data: dict, keys) -> object:
-    flat = dict(_flatten(data))
-    return next((flat[k] for k in keys if flat.get(k) is not None), None)
-
-
-def build_model_card(info: dict, *, repo_id: str | None = None):
-    """A `huggingface_hub.ModelCard` (YAML metadata + Markdown) from a fastnst.json dict."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    repo = repo_id or PLACEHOLDER_REPO
+def card_values(info: dict, repo: str | None = None) -> dict:
+    """What the model card template (fastnst.models.hub.CARD_TEMPLATE) is filled with, from a fastnst.json dict."""
     recipe, metrics = info.get("recipe") or {}, info.get("metrics") or {}
-    dataset = _dataset(recipe)
-    data = ModelCardData(
-        library_name="fastnst", license=info.get("license") or DEFAULT_LICENSE, tags=list(TAGS),
-        pipeline_tag="image-to-image", datasets=info.get("datasets"),
-        model_name=info.get("name"),
-    )
-    name = info.get("name") or "fastnst style"
-    samples = "\n".join(f"![sample {i}]({s})" for i, s in enumerate(info.get("samples") or [])) \
-        or "_No sample outputs were saved for this run._"
-    losses = [(k, v) for k, v in _flatten(metrics) if _LOSS_KEY.search(k.rsplit(".", 1)[-1]) or "loss" in k]
-    shown = set(_TIME_KEYS) | set(_SPEED_KEYS) | {"device"}  # already in the summary lines
-    others = [(k, v) for k, v in _flatten(metrics) if (k, v) not in losses and k not in shown]
-    seconds, speed, device = _first(metrics, _TIME_KEYS), _first(metrics, _SPEED_KEYS), _first(metrics, ("device",))
+    rows = [(k, _fmt(v)) for k, v in _flatten(metrics)]
+    losses = [(k, v) for k, v in rows if k.startswith(HELDOUT_PREFIX) or "loss" in k]
+    seconds, speed, device = (metrics.get(k) for k in _SUMMARY_KEYS)
+    dataset = recipe.get(DATA_FOLDER)
     summary = [
-        f"- Training time: {_fmt(seconds)} s" if seconds is not None else "- Training time: not recorded",
-        f"- Throughput: {_fmt(speed)} images/s" if speed is not None else "- Throughput: not recorded",
-        f"- Device: {_fmt(device or recipe.get('device') or 'not recorded')}",
-        f"- Content images: {_fmt(dataset)}" if dataset else "- Content images: not recorded",
+        f"Training time: {_fmt(seconds)} s" if seconds is not None else "Training time: not recorded",
+        f"Throughput: {_fmt(speed)} images/s" if speed is not None else "Throughput: not recorded",
+        f"Device: {_fmt(device or recipe.get(DEVICE) or 'not recorded')}",
+        f"Content images: {_fmt(dataset)}" if dataset else "Content images: not recorded",
     ]
-    style_license = info.get("style_license") or recipe.get("style_license")
-    body = f"""
-# {name} — fastnst style
-
-A real-time neural style transfer network (`{info.get('arch')}`, {info.get('dtype')} weights) trained with
-[fastnst](https://github.com/fastnst/fastnst): one forward pass paints any photo in the style below.
-
-## Style image
-
-![style image]({STYLE_FILE})
-
-Style artwork licence: {style_license or "not stated — check the artwork's own licence before reusing it"}.
-The network weights are released under `{info.get('license') or DEFAULT_LICENSE}`.
-
-## Samples
-
-{samples}
-
-## How to use
-
-```bash
-pip install fastnst
-fastnst stylize photo.jpg --style {repo} -o out.jpg
-```
-
-```python
-from fastnst import load_style, stylize
-
-style = load_style("{repo}")
-stylize("photo.jpg", style).save("out.jpg")
-```
-
-## Files
-
-- `{WEIGHTS_FILE}` ({info.get('dtype')}) and `config.json` (network architecture; `"arch"` names the class)
-- `{FP32_REPO_FILE}`: the same weights in float32, when pushed with `python -m training push`
-- `{STYLE_FILE}`, `samples/`, and `{INFO_FILE}` (this recipe and these metrics, machine-readable)
-
-## Training recipe
-
-{_table(_flatten(recipe), ("hyper-parameter", "value")) if recipe else "_Not recorded._"}
-
-## Results
-
-{_table(losses, ("final loss", "value")) if losses else "_No losses recorded._"}
-
-{chr(10).join(summary)}
-
-{_table(others, ("metric", "value")) if others else ""}
-
-## References
-
-{chr(10).join(f"- {p}" for p in PAPERS)}
-"""
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    return dict(
+        repo=repo, title=info.get("name"), artist=info.get("artist"), dtype=info.get("dtype"),
+        painting=info.get("style_image"), samples=info.get("samples") or [], style_license=info.get("style_license"),
+        weights_license=info.get("license") or DEFAULT_LICENSE, license=info.get("license") or DEFAULT_LICENSE,
+        datasets=info.get("datasets"), recipe=[(k, _fmt(v)) for k, v in _flatten(recipe)], losses=losses,
+        summary=summary, metrics=[(k, v) for k, v in rows if (k, v) not in losses and k not in _SUMMARY_KEYS])
 
 
 # ------------------------------------------------------------------------------------------------------ push
@@ -355,32 +272,39 @@ def push_run(run_dir, repo_id, *, private=False, revision=None, token=None) -> s
         raise HubError(f"There is no exported model in {folder} to push; export the run first, then retry with "
                        f"`{retry}`.")
     try:
-        from huggingface_hub import CommitOperationAdd, HfApi
-        from huggingface_hub.utils import validate_repo_id
-
         validate_repo_id(repo_id)
-        operations = []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            name = path.relative_to(folder).as_posix()
-            content = path
-            if name == CARD_FILE:  # usage snippets get the real repo id; the local card stays as it is
-                repo_ref = f"{repo_id}@{revision}" if revision and revision != "main" else repo_id
-                content = path.read_text(encoding="utf-8").replace(PLACEHOLDER_REPO, repo_ref).encode("utf-8")
-            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
-        fp32 = run_dir / EXPORT_DIR / WEIGHTS_FILE
-        if fp32.is_file():
-            operations.append(CommitOperationAdd(path_in_repo=FP32_REPO_FILE, path_or_fileobj=fp32))
-
         api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.create_commit(repo_id, operations=operations, revision=revision,
-                                 commit_message=f"Upload fastnst style from {run_dir.resolve().name}")
+        with tempfile.TemporaryDirectory(prefix="fastnst-push-") as staging:
+            _stage(run_dir, Path(staging), f"{repo_id}@{revision}" if revision and revision != "main" else repo_id)
+            info = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision,
+                                     commit_message=f"Upload fastnst style from {run_dir.resolve().name}")
     except Exception as err:  # network, auth, invalid id, server errors: all become one sentence
         raise HubError(f"Could not push {run_dir} to the Hugging Face Hub repo {repo_id} ({_reason(err, token)}); "
                        f"your local files are untouched, so retry with `{retry}`.") from err
     return str(info.commit_url)
+
+
+def _stage(run_dir: Path, staging: Path, repo_ref: str) -> None:
+    """The repo as it will be: the fp16 export (linked, not copied), its card naming the real repo, and the fp32
+    weights as FP32_REPO_FILE."""
+    export = run_dir / EXPORT_FP16_DIR
+    shutil.copytree(export, staging, dirs_exist_ok=True, copy_function=_link_or_copy)
+    (staging / CARD_FILE).unlink(missing_ok=True)  # a link to the local card: never write through it
+    network = build_model(read_config(export))
+    network.generate_model_card(**card_values(read_info(export), repo=repo_ref)).save(staging / CARD_FILE)
+    fp32 = run_dir / EXPORT_DIR / WEIGHTS_FILE
+    if fp32.is_file():
+        _link_or_copy(fp32, staging / FP32_REPO_FILE)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
 
 
 def _reason(err: Exception, token: str | None) -> str:

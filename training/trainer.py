@@ -16,7 +16,6 @@ Adam, optional torch.compile, the photo cache resident on the GPU, and no host s
 steps. The content image only runs through VGG up to the content layer (relu2_2).
 """
 import csv
-import json
 import math
 import os
 import signal
@@ -28,13 +27,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torchvision.utils import save_image
+from tqdm.auto import tqdm
 
+from fastnst.device import pick_device
 from fastnst.errors import FastNSTError
+from fastnst.formats import DATA_FOLDER, STYLE_IMAGE, write_run_summary
+from fastnst.imageio import image_to_tensor, load_image, resize_max_side
 from fastnst.losses import CONTENT_LAYERS, STYLE_LAYERS, TV_WEIGHT, PerceptualLoss, default_weights
 from fastnst.models import build_model
 from fastnst.vgg import VGGFeatures
 
 from . import data as D
+from .publish import export_run
 
 # Johnson et al. 2016 (and pytorch/examples' fast_neural_style), unless a comment says otherwise.
 CROP = 256
@@ -51,9 +56,11 @@ HELDOUT = 4                 # fixed photos kept out of training: sample grids an
 LOG_EVERY, CHECKPOINT_EVERY, SAMPLE_EVERY = 50, 500, 1000
 TEXTURE_CHANNELS = 8        # TextureNet's per-scale channels at width 1 (Ulyanov et al. 2016)
 CHECKPOINT = "checkpoint.pt"
-# Options that may change between a run and its --resume (they do not change what is learned).
+# Options that may change between a run and its --resume (they do not change what is learned); the first set is
+# not recorded in the recipe, the second (what the model card calls the style) is.
 RUNTIME_FIELDS = {"out", "resume", "stop_at", "log_every", "checkpoint_every", "sample_every", "compile",
                   "cache_dir", "data_workers", "progress", "device"}
+CARD_FIELDS = {"title", "artist"}
 
 
 class TrainingError(FastNSTError, ValueError):
@@ -94,6 +101,8 @@ class TrainConfig:
     resume: bool = False
     stop_at: int | None = None        # stop (with a checkpoint) once this step is reached: time-boxed sessions
     progress: bool = True
+    title: str | None = None          # the style's name on its model card; None: from the painting's file name
+    artist: str | None = None
 
 
 def model_config(cfg: TrainConfig) -> dict:
@@ -103,10 +112,6 @@ def model_config(cfg: TrainConfig) -> dict:
     return {"arch": "transformer", "width": cfg.width, "num_residual_blocks": cfg.residual_blocks, "norm": cfg.norm}
 
 
-def _seed(*parts) -> int:
-    return D._seed(*parts)
-
-
 # ------------------------------------------------------------------------------------------ run-time plumbing
 class Dist:
     """Rank/world from torchrun's environment; a single process otherwise."""
@@ -114,8 +119,7 @@ class Dist:
     def __init__(self, device_arg: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank, self.local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-        name = ("cuda" if torch.cuda.is_available() else "cpu") if device_arg == "auto" else device_arg
-        self.device = torch.device(name)
+        self.device = pick_device(device_arg)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.local_rank)  # one GPU per torchrun process
         if self.device.type == "cuda":
@@ -200,8 +204,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_style(path, max_side: int) -> torch.Tensor:
-    from fastnst.imageio import image_to_tensor, load_image, resize_max_side
+def load_painting(path, max_side: int) -> torch.Tensor:
     if not Path(path).is_file():
         raise TrainingError(f"Style image {path} does not exist.")
     return image_to_tensor(resize_max_side(load_image(path), max_side or None))
@@ -270,10 +273,10 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
     cfg.content_weight, cfg.style_weight = loss_fn.content_weight, loss_fn.style_weight  # what was used
     if ckpt is not None:
         changed = [f"{f.name} ({ckpt['config'].get(f.name)!r} → {getattr(cfg, f.name)!r})" for f in fields(cfg)
-                   if f.name not in RUNTIME_FIELDS and ckpt["config"].get(f.name) != getattr(cfg, f.name)]
+                   if f.name not in RUNTIME_FIELDS | CARD_FIELDS and ckpt["config"].get(f.name) != getattr(cfg, f.name)]
         if changed:
             raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
-    loss_fn.set_style(load_style(cfg.style, cfg.style_size).to(device))  # fp32, once
+    loss_fn.set_style(load_painting(cfg.style, cfg.style_size).to(device))  # fp32, once
 
     # Data: one process per node decodes; the others wait and then open the same cache file.
     if env.local_rank != 0:
@@ -327,7 +330,7 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
     step_losses = torch.compile(losses) if cfg.compile else losses
 
     def noise(step, stream):  # TextureNet noise: a pure function of (seed, step, rank), like the batches
-        return torch.Generator(device).manual_seed(_seed(cfg.seed, step, stream)) if texture else None
+        return torch.Generator(device).manual_seed(D.derive_seed(cfg.seed, step, stream)) if texture else None
 
     g = cfg.batch_size * env.world
     total_steps = math.ceil(cfg.image_steps / g)
@@ -341,18 +344,16 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
     def samples(step):
         if not env.main:
             return
-        import torchvision
         net.eval()
         with torch.no_grad(), autocast:
             y = net(heldout, generator=noise(0, 0x5A)) if texture else net(heldout)
         net.train()
         grid = y.float() if cfg.texture_only else torch.cat([heldout, y.float()])
-        torchvision.utils.save_image(grid.cpu(), run_dir / "samples" / f"step_{step:07d}.jpg", nrow=len(heldout))
+        save_image(grid.cpu(), run_dir / "samples" / f"step_{step:07d}.jpg", nrow=len(heldout))
 
     history = History(run_dir / "history.csv", start_step) if env.main else None
     stop = StopSignal()
     status = "finished"
-    from tqdm.auto import tqdm
     bar = tqdm(total=total_steps * g, initial=start_step * g, unit="img", disable=not (env.main and cfg.progress),
                dynamic_ncols=True, desc=run_dir.name)
     running, t_start, t_log, step_log = {}, time.perf_counter(), time.perf_counter(), start_step
@@ -411,14 +412,13 @@ def _train(cfg: TrainConfig, env: Dist) -> dict:
                         "images_per_s": round(images_per_s, 2) if images_per_s else None,
                         "device": _device_name(device), "world_size": env.world, "heldout_images": int(n_held)})
         recipe = {**{k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS},
-                  "style_image": Path(cfg.style).name, "data_folder": Path(cfg.data).name, "images": n,
+                  STYLE_IMAGE: Path(cfg.style).name, DATA_FOLDER: Path(cfg.data).name, "images": n,
                   "skipped": len(cache.skipped), "loss_network": Path(loss_fn.vgg.source).name,
                   "content_layers": list(loss_fn.content_layers), "style_layers": list(loss_fn.style_layers),
                   "model": model_config(cfg), "global_batch": g, "total_steps": total_steps,
                   "optimizer": "Adam"}
         recipe.pop("style"), recipe.pop("data")  # absolute local paths say nothing on a model card
-        (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_run_summary(run_dir, recipe, metrics)
         result.update(metrics=metrics, recipe=recipe, export=export(net, run_dir, cfg, recipe, metrics))
         say(f"done: {step} steps, {metrics['images_per_s']} img/s, held-out total loss {metrics['heldout_total']:.4g}; "
             f"exported to {result['export']}")
@@ -439,7 +439,6 @@ def evaluate(net, loss_fn, heldout, cfg, autocast, gen) -> dict:
 
 def export(net, run_dir: Path, cfg, recipe: dict, metrics: dict) -> Path:
     """fp32 + fp16 Hub folders (weights, config.json, model card, style image, samples) via training.publish."""
-    from .publish import export_run
     model = build_model(model_config(cfg))
     model.load_state_dict({k: v.float().cpu() for k, v in net.state_dict().items()})
     return Path(export_run(model.eval(), run_dir, style_image_path=Path(cfg.style), recipe=recipe, metrics=metrics))
@@ -454,6 +453,5 @@ def _device_name(device: torch.device) -> str:
 def _printer(enabled: bool):
     def say(msg: str):
         if enabled:
-            from tqdm.auto import tqdm
             tqdm.write(msg, file=sys.stderr)  # stderr, like the bar: stdout stays clean for scripts
     return say

@@ -1,4 +1,9 @@
-"""The image transformation networks. `build_model(config)` turns a config.json dict back into a network."""
+"""The image transformation networks. `build_model(config)` turns a config.json dict back into a network,
+`load_network(folder)` a style folder (config.json + model.safetensors) into a checked, loaded one."""
+from pathlib import Path
+
+from ..errors import StyleNotFoundError, WeightsMismatchError
+from ..formats import CONFIG_FILE, WEIGHTS_FILE, has_network, read_config
 from .hub import NORMS, check_state_dict, load_weights
 from .texture_net import TextureNet
 from .transformer_net import TransformerNet
@@ -8,8 +13,6 @@ ARCHITECTURES = {cls.arch: cls for cls in (TransformerNet, TextureNet)}
 
 def build_model(config: dict):
     """A fresh (untrained) network from a config.json dict; `arch` defaults to the Johnson TransformerNet."""
-    from ..errors import WeightsMismatchError
-
     config = dict(config)
     arch = config.pop("arch", TransformerNet.arch)
     if arch not in ARCHITECTURES:
@@ -20,5 +23,13 @@ def build_model(config: dict):
         raise WeightsMismatchError(f"The config does not describe a valid {arch} network: {err}.") from err
 
 
+def load_network(folder, device="cpu"):
+    """The network saved in `folder` (config.json + model.safetensors), weights checked, in eval mode on `device`."""
+    if not has_network(folder):
+        raise StyleNotFoundError(f"{folder} has no fastnst style ({CONFIG_FILE} and {WEIGHTS_FILE}).")
+    network = load_weights(build_model(read_config(folder)), Path(folder) / WEIGHTS_FILE)
+    return network.to(device).eval().requires_grad_(False)
+
+
 __all__ = ["ARCHITECTURES", "NORMS", "TextureNet", "TransformerNet", "build_model", "check_state_dict",
-           "load_weights"]
+           "load_network", "load_weights"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import StrictHubMixin, make_norm
+from .hub import FastNSTHubMixin, make_norm
 
 
 class ConvBlock(nn.Sequential):
@@ -28,17 +28,11 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class TextureNet(
-    nn.Module,
-    StrictHubMixin,
-    library_name="fastnst",
-    tags=["style-transfer", "fastnst", "texture-synthesis"],
-    pipeline_tag="image-to-image",
-    repo_url="https://github.com/fastnst/fastnst",
-):
+class TextureNet(nn.Module, FastNSTHubMixin, tags=["texture-synthesis"]):
     """Ulyanov et al. 2016 multi-scale generator. Input: (B, 3, H, W) content in [0, 1]; output: same shape."""
 
     arch = "texture"
+    tileable = False  # its noise and its image-wide receptive field do not tile
 
     def __init__(self, *, scales: int = 5, channels: int = 8, noise_channels: int = 3,
                  texture_only: bool = False, norm: str = "instance"):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import StrictHubMixin, make_norm
+from .hub import FastNSTHubMixin, make_norm
 
 # Defaults as published (Johnson et al. 2016, supplementary Table 1).
 BASE_CHANNELS = (32, 64, 128)
@@ -114,17 +114,11 @@ class UpsampleConv(nn.Module):
         return y
 
 
-class TransformerNet(
-    nn.Module,
-    StrictHubMixin,
-    library_name="fastnst",
-    tags=["style-transfer", "fastnst", "image-to-image"],
-    pipeline_tag="image-to-image",
-    repo_url="https://github.com/fastnst/fastnst",
-):
+class TransformerNet(nn.Module, FastNSTHubMixin):
     """Johnson et al. 2016 transformation network. Input and output: (B, 3, H, W) RGB in [0, 1]."""
 
     arch = "transformer"
+    tileable = True  # a 54-px receptive field: fastnst.inference can paint huge images tile by tile
 
     def __init__(self, *, width: float = 1.0, num_residual_blocks: int = 5, norm: str = "instance"):
         super().__init__()
