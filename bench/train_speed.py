@@ -56,7 +56,8 @@ WARMUP_STEPS = 5            # reference loop steps not timed (cudnn initialisati
 
 def build_loss(args, device):
     """The trainer's loss (layers, weights by the loss network's scale) with the painting's style targets."""
-    loss = perceptual_loss(args.loss_arch, args.loss_weights).to(device)
+    loss = perceptual_loss(args.loss_arch, args.loss_weights, style_weight=getattr(args, "style_weight", None))
+    loss = loss.to(device)
     loss.set_style(load_painting(args.style, args.style_size).to(device))
     return loss
 
@@ -70,14 +71,24 @@ def run_ours(args, photos, out: Path, images: int) -> dict:
                                log_every=args.log_every, checkpoint_every=10**9, sample_every=10**9,
                                progress=False))
     wall = time.perf_counter() - t0
-    with (out / "history.csv").open() as f:
-        rows = [{k: float(v) for k, v in r.items() if v} for r in csv.DictReader(f)]
-    first, rest = rows[0], rows[1:]
-    steady = (rows[-1]["images"] - first["images"]) / (rows[-1]["elapsed_s"] - first["elapsed_s"]) if rest else None
+    rows = history(out)
+    first, steady = rows[0], steady_rate(out)
     loop = result["metrics"]["wall_time_s"]
     return {"network": result["export"], "wall_s": wall, "loop_s": loop, "setup_s": wall - loop,
             "first_interval_s": first["elapsed_s"], "steady_ips": steady, "mean_ips": rows[-1]["images"] / loop,
             "batch": result["recipe"]["global_batch"]}
+
+
+def history(run_dir: Path) -> list[dict]:
+    with (run_dir / "history.csv").open() as f:
+        return [{k: float(v) for k, v in r.items() if v} for r in csv.DictReader(f)]
+
+
+def steady_rate(run_dir: Path) -> float | None:
+    """Images/s after the first log interval (warm-up, cudnn autotuning or compilation are not steady)."""
+    rows = history(run_dir)
+    first, last = rows[0], rows[-1]
+    return (last["images"] - first["images"]) / (last["elapsed_s"] - first["elapsed_s"]) if len(rows) > 1 else None
 
 
 class Photos(torch.utils.data.Dataset):

@@ -4,8 +4,11 @@ Execution modes (by measurement on an H100, batch 1, TransformerNet; see bench/i
     fp32 eager                       18.2 ms at 1080p, 70.1 ms at 4K
     bf16 + channels_last eager       29.0 ms at 1080p (slower: InstanceNorm)
     bf16 + channels_last + compile    6.8 ms at 1080p
-so a GPU defaults to "compile" (falling back to fp32 eager if compilation fails) and a CPU to "fp32".
-`FASTNST_MODE` overrides the choice.
+so a GPU defaults to "compile" (falling back to fp32 eager if compilation fails). A CPU with native bf16
+(AVX512-BF16 or AMX, `fastnst.device.cpu_has_bf16`) defaults to "bf16": bf16 autocast + channels_last, ~1.4x
+faster than fp32 at 1 MP on two cores with the light networks, 0.25 levels mean difference; other CPUs use
+"fp32" (emulated bf16 is slower). `FASTNST_MODE` overrides the choice. (CPU compilation recompiles for every new
+image size, minutes each: never a default.)
 
 Tiling: images above a pixel budget are processed in tiles. Two things keep the seams invisible:
 1. Instance-norm statistics are global: one pass over the whole image (downscaled to at most STATS_PIXELS)
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import pick_device
+from .device import pick_device, pick_precision
 from .errors import FastNSTError, InvalidOptionError
 from .imageio import image_to_tensor, load_image, resize_max_side, tensor_to_image
 from .styles import Style, load_style
@@ -40,7 +43,8 @@ MODES = ("fp32", "bf16", "compile")
 
 
 def default_mode(device: torch.device) -> str:
-    mode = os.environ.get("FASTNST_MODE") or ("compile" if device.type == "cuda" else "fp32")
+    mode = os.environ.get("FASTNST_MODE") or ("compile" if device.type == "cuda" else
+                                              "bf16" if pick_precision("auto", device) == "bf16" else "fp32")
     if mode not in MODES:
         raise InvalidOptionError(f"FASTNST_MODE must be one of {', '.join(MODES)}, not {mode!r}.")
     return mode
@@ -52,7 +56,7 @@ _prepared: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDiction
 
 def _runner(network: nn.Module, device: torch.device, mode: str):
     """A function batch → output for `mode`: plain fp32, bf16 autocast + channels_last, or that compiled."""
-    if mode == "fp32" or device.type != "cuda":
+    if mode == "fp32":
         return network
     cache = _prepared.setdefault(network, {})
     if mode not in cache:
@@ -60,7 +64,7 @@ def _runner(network: nn.Module, device: torch.device, mode: str):
         fn = torch.compile(net, dynamic=True) if mode == "compile" else net
 
         def run(x, fn=fn):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 return fn(x.contiguous(memory_format=torch.channels_last)).float()
         cache[mode] = run
     return cache[mode]

@@ -1,5 +1,6 @@
 """stylize / stylize_tensor: tiling seams, strength, colour preservation, hostile inputs end to end."""
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,10 @@ from PIL import Image
 import fastnst.inference as inference
 from fastnst import load_style, preserve_colors, stylize, stylize_tensor, tiled_forward
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
+from fastnst.imageio import image_to_tensor, load_image
 from fastnst.models import TransformerNet
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def smooth_photo(h, w, seed=0):
@@ -128,3 +132,19 @@ def test_pixel_budget_and_odd_modes(gallery_dir):
     for img in [Image.new("CMYK", (9, 7)), Image.new("LA", (9, 7)), Image.new("I;16", (9, 7)),
                 Image.new("P", (1, 1)), Image.new("1", (3, 2))]:
         assert stylize(img, "test-style", device="cpu").size == img.size
+
+
+def test_cpu_bf16_paints_within_a_level_of_fp32():
+    """CPUs with native bf16 paint in bf16 by default; the picture must stay the same to the eye (≤ 1 level)."""
+    from fastnst.device import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16 (fp32 is its default)")
+    assert inference.default_mode(torch.device("cpu")) == "bf16"
+    style = load_style("starry-night", device="cpu", variant="light")  # a shipped network, not a random one
+    photo = image_to_tensor(load_image(ROOT / "examples" / "cat.jpg").resize((320, 240)))
+    fp32 = stylize_tensor(photo, style, device="cpu", mode="fp32")
+    bf16 = stylize_tensor(photo, style, device="cpu", mode="bf16")
+    levels = (fp32 - bf16).abs() * 255
+    assert float(levels.mean()) <= 1.0 and bf16.dtype == torch.float32
+    assert float(levels.mean()) > 0  # really computed in bf16
