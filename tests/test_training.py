@@ -240,6 +240,99 @@ def test_loss_weights_default_to_the_loss_networks_scale(tmp_path, assets, share
     assert main(tiny(assets, tmp_path / "random", "--resume", steps=1)) == 0
 
 
+# ------------------------------------------------------------------------------- a family of styles, --from
+@pytest.fixture(scope="module")
+def paintings(assets):
+    """Three more generated paintings (a family of two, and a new one)."""
+    rng = np.random.default_rng(1)
+    paths = {}
+    for name in ("wave", "night", "newcomer"):
+        paths[name] = assets["root"] / f"{name}.png"
+        _photo(rng, 48, 40).save(paths[name])
+    return paths
+
+
+def family_args(assets, paintings, out, *extra, steps=4):
+    args = tiny(assets, out, *extra, steps=steps)
+    i = args.index("--style")
+    args[i:i + 2] = ["--style", str(paintings["wave"]), "--style", f"{paintings['night']}:weight=2,size=32"]
+    return args
+
+
+def test_family_exports_one_standalone_network_per_painting_that_paints_what_the_family_does(tmp_path, assets,
+                                                                                               paintings):
+    import json
+
+    from fastnst.models import build_model, load_network
+    run = tmp_path / "family"
+    assert main(family_args(assets, paintings, run)) == 0
+    state = ckpt(run)
+    family = build_model({"arch": "transformer", "width": 0.25, "num_residual_blocks": 1,
+                          "styles": ["wave", "night"]})
+    family.load_state_dict(state["model"])
+    family.eval()
+    x = torch.rand(2, 3, 36, 44)
+    for index, slug in enumerate(("wave", "night")):
+        single = load_network(run / "export" / slug)  # config.json + model.safetensors, as any style
+        assert json.loads((run / "export" / slug / "config.json").read_text()).keys() == {
+            "arch", "width", "num_residual_blocks", "norm"}
+        with torch.no_grad():
+            assert torch.allclose(single(x), family(x, index), atol=1e-6)
+        assert (run / "export-fp16" / slug / "model.safetensors").is_file()
+    recipes = {slug: json.loads((run / "export" / slug / "fastnst.json").read_text())["recipe"]
+               for slug in ("wave", "night")}
+    assert recipes["night"]["style_weight"] == 2.0 and recipes["night"]["style_size"] == 32
+    assert recipes["wave"]["style_weight"] == 1e10 and recipes["wave"]["style_image"] == "wave.png"
+    assert load_network(run / "family").styles == ["wave", "night"]  # kept for --from and for continuing
+    # every batch mixes the paintings: the loss of a 2-image batch covers both
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["per_style"]) == {"wave", "night"}
+
+
+def test_from_family_fits_the_new_scale_and_shift_first_then_all_weights(tmp_path, assets, paintings):
+    from fastnst.models import load_network
+    from fastnst.models.norms import ConditionalInstanceNorm2d
+    family_run = tmp_path / "family"
+    assert main(family_args(assets, paintings, family_run, steps=2)) == 0
+    family = load_network(family_run / "family")
+    runs = {}
+    for name, norm_only in (("norms", 8), ("all", 2)):  # 4 steps of 2 images: all of them, or just the first
+        runs[name] = tmp_path / name
+        args = tiny(assets, runs[name], "--from", family_run, "--norm-only-images", norm_only, steps=4)
+        i = args.index("--style")
+        args[i + 1] = str(paintings["newcomer"])
+        for option in ("--width", "--residual-blocks"):  # taken from --from's network
+            j = args.index(option)
+            del args[j:j + 2]
+        assert main(list(map(str, args))) == 0
+    convs = [k for k, v in family.state_dict().items() if v.ndim == 4]
+    norms = {n: m for n, m in family.named_modules() if isinstance(m, ConditionalInstanceNorm2d)}
+    norms_only = load_network(runs["norms"] / "export").state_dict()
+    everything = load_network(runs["all"] / "export").state_dict()
+    assert all(torch.equal(norms_only[k], family.state_dict()[k].float()) for k in convs)
+    assert not all(torch.equal(everything[k], family.state_dict()[k].float()) for k in convs)
+    # the new painting started from the family's mean scale/shift, and learnt its own
+    name = next(iter(norms))
+    assert not torch.allclose(norms_only[f"{name}.weight"], norms[name].weight.float().mean(0))
+
+
+def test_family_and_from_mistakes_are_one_line_with_status_2(tmp_path, assets, paintings, capsys):
+    assert main(family_args(assets, paintings, tmp_path / "fam", steps=1)) == 0
+    capsys.readouterr()
+    again = tiny(assets, tmp_path / "fam", "--resume")  # the same run with other paintings
+    same_name = family_args(assets, paintings, tmp_path / "dup")
+    same_name[same_name.index("--style") + 1] = str(paintings["night"])  # night.png twice
+    unreadable = tmp_path / "painting.jpg"
+    unreadable.write_bytes(b"not an image")
+    wider = tiny(assets, tmp_path / "wide", "--from", tmp_path / "fam", "--width", 0.5)
+    for argv in (again, same_name, tiny(assets, tmp_path / "x", "--from", tmp_path / "nothing-here"), wider,
+                 tiny(assets, tmp_path / "bad", "--style", unreadable),
+                 tiny(assets, tmp_path / "opt", "--style", f"{paintings['wave']}:weight=heavy")):
+        assert main(list(map(str, argv))) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
 # ------------------------------------------------------------------------------------------------------- CLI
 def test_cli_errors_are_one_line_with_status_2(tmp_path, assets, capsys):
     assert main(tiny(assets, tmp_path / "r", "--stop-at", 1)) == 0

@@ -3,6 +3,8 @@
 Two forms share one entry point (`main`, also the `fastnst-train` console script):
 
     python -m training --style S --data D --out RUN_DIR [options]      train (or --resume), export, optionally push
+    python -m training --style A --style B:weight=2 ... --out RUN_DIR  one family network for several paintings
+    python -m training --style NEW --from RUN_OR_STYLE ... --out RUN   a new style from a trained network
     python -m training push RUN_DIR --repo user/name [--private]        (re)try publishing a finished run
 
 Under `torchrun --nproc-per-node N python -m training ...` the same command trains with DDP.
@@ -16,25 +18,37 @@ from pathlib import Path
 from fastnst.errors import FastNSTError
 
 from . import trainer as T
-from .publish import push_run
+from .paintings import parse_paintings
+from .publish import exported_styles, push_run, repo_for
 
-EPILOG = """outputs in RUN_DIR: checkpoint.pt (resumable), history.csv, samples/step_*.jpg, recipe.json,
-metrics.json, export/ (fp32) and export-fp16/. Publish a finished run later with:
+EPILOG = """outputs in RUN_DIR: checkpoint.pt (resumable), history.csv, heldout.csv, samples/step_*.jpg,
+recipe.json, metrics.json, export/ (fp32) and export-fp16/ (a family: export/<painting>/ and
+export-fp16/<painting>/ each, and family/ to continue or start from). Publish a finished run later with:
   python -m training push RUN_DIR --repo user/name [--private] [--revision BRANCH]"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help, the epilog's lines as written."""
 
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description="Train a fast style-transfer network for "
-                                "one painting (Johnson et al. 2016) and publish it.", epilog=EPILOG,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                "one painting (Johnson et al. 2016), or one family network for several (Dumoulin et al. 2017), and publish it.",
+                                epilog=EPILOG, formatter_class=HelpFormatter)
     d = {f.name: f.default for f in fields(T.TrainConfig)}
     io = p.add_argument_group("what and where")
-    io.add_argument("--style", required=True, help="the painting (jpg/png/webp)")
+    io.add_argument("--style", required=True, action="append", metavar="PAINTING[:weight=W,size=S]",
+                    help="the painting (jpg/png/webp); repeat it to train one family network for several paintings "
+                    "(each exported on its own), each with its own style weight and size if given")
     io.add_argument("--data", required=True, help="folder of photos (searched recursively, e.g. COCO train2014) "
                     "or a text file listing them, one path per line relative to the file")
     io.add_argument("--out", required=True, help="run directory for checkpoints, samples, history and exports")
     io.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    io.add_argument("--push-to-hub", metavar="USER/NAME", default=None, help="publish the export to this Hub repo")
+    io.add_argument("--from", dest="from_network", metavar="RUN_OR_STYLE", default=None,
+                    help="start from this network (a run directory, style folder, gallery name or Hub id): first "
+                    "only the paintings' scale/shift learn (--norm-only-images), then all weights")
+    io.add_argument("--push-to-hub", metavar="USER/NAME", default=None, help="publish the export to this Hub repo "
+                    "(a family: one repo per painting, USER/NAME-<painting>)")
     io.add_argument("--private", action="store_true", help="create the Hub repo as private")
     io.add_argument("--revision", default=None, help="Hub branch to push to (default: main)")
     io.add_argument("--title", default=None, help="the style's name on its model card (default: from the "
@@ -45,8 +59,10 @@ def train_parser() -> argparse.ArgumentParser:
     net.add_argument("--arch", choices=("transformer", "texture"), default=d["arch"],
                      help="Johnson's TransformerNet or Ulyanov's multi-scale TextureNet")
     net.add_argument("--norm", choices=("instance", "batch"), default=d["norm"])
-    net.add_argument("--width", type=float, default=d["width"], help="channel multiplier (0.5: the light CPU net)")
-    net.add_argument("--residual-blocks", type=int, default=d["residual_blocks"], help="TransformerNet depth")
+    net.add_argument("--width", type=float, default=None, help="channel multiplier (0.5: the light CPU net); "
+                     "default: --from's, else 1")
+    net.add_argument("--residual-blocks", type=int, default=None, help="TransformerNet depth; default: --from's, "
+                     "else 5")
     net.add_argument("--texture-only", action="store_true", help="texture synthesis: noise in, style loss only "
                      "(implies --arch texture)")
 
@@ -56,6 +72,8 @@ def train_parser() -> argparse.ArgumentParser:
     rec.add_argument("--batch-size", type=int, default=None, help=f"per process; default {T.BATCH_CPU} on CPU, "
                      f"{T.BATCH_GPU} on a GPU")
     rec.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
+    rec.add_argument("--norm-only-images", type=int, default=None, help=f"with --from: image-steps in which only "
+                     f"the scale/shift learn (default {T.NORM_ONLY_IMAGES})")
     rec.add_argument("--crop", type=int, default=d["crop"], help="training crop size")
     rec.add_argument("--prep-side", type=int, default=None, help="photos are cached with their shorter side "
                      "resized to this and centre-cropped square; default round(crop × 1.15)")
@@ -76,7 +94,7 @@ def train_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("running")
     run.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d["precision"],
-                     help="auto: bf16 autocast on CUDA, fp32 on CPU")
+                     help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16/AMX), else fp32")
     run.add_argument("--compile", action="store_true", help="torch.compile the training step (GPU)")
     run.add_argument("--log-every", type=int, default=d["log_every"], help="steps between log lines (each syncs)")
     run.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="steps between checkpoints")
@@ -103,11 +121,14 @@ def push_parser() -> argparse.ArgumentParser:
     return p
 
 
-def push(run_dir, repo: str, *, private: bool = False, revision: str | None = None) -> str:
-    """Publish a finished run; a failure raises HubError naming the retry command (training.publish.push_run)."""
-    url = push_run(Path(run_dir), repo, private=private, revision=revision)
-    print(f"published: {url}")
-    return url
+def push(run_dir, repo: str, *, private: bool = False, revision: str | None = None) -> list[str]:
+    """Publish a finished run, a family as one repo per painting (`repo-<slug>`); a failure raises HubError naming
+    the retry command (training.publish.push_run)."""
+    urls = []
+    for slug in exported_styles(run_dir):
+        urls.append(push_run(Path(run_dir), repo, private=private, revision=revision, subfolder=slug))
+        print(f"published {repo_for(repo, slug)}: {urls[-1]}")
+    return urls
 
 
 def main(argv=None) -> int:
@@ -121,9 +142,11 @@ def main(argv=None) -> int:
             return 0
         a = vars(train_parser().parse_args(argv))
         hub = {k: a.pop(k) for k in ("push_to_hub", "private", "revision")}
-        for key in ("style", "data"):
-            if not Path(a[key]).exists():
-                raise FastNSTError(f"--{key} {a[key]} does not exist.")
+        for painting in parse_paintings(a["style"]):
+            if not Path(painting.path).is_file():
+                raise FastNSTError(f"--style {painting.path} does not exist.")
+        if not Path(a["data"]).exists():
+            raise FastNSTError(f"--data {a['data']} does not exist.")
         result = T.train(T.TrainConfig(**a))
         if result["status"] != "finished":
             return 0  # interrupted or --stop-at: checkpoint written, a clean exit

@@ -62,7 +62,7 @@ from fastnst.imageio import load_image, resize_max_side, tensor_to_image
 from fastnst.models import build_model
 
 # Defaults, visible in one place.
-EXPORT_DIR, EXPORT_FP16_DIR = "export", "export-fp16"
+EXPORT_DIR, EXPORT_FP16_DIR, FAMILY_DIR = "export", "export-fp16", "family"
 JPEG_QUALITY = 95
 STYLE_MAX_SIDE = 1024
 SAMPLE_MAX_SIDE = 1024
@@ -77,8 +77,9 @@ _SUMMARY_KEYS = (WALL_TIME, SPEED, DEVICE)  # metrics the card states in words r
 
 
 def export_run(model, run_dir, *, style_image_path, recipe: dict, metrics: dict,
-               samples: list[Image.Image] | None = None) -> Path:
-    """Write run_dir/export (fp32) and run_dir/export-fp16; return the fp16 folder (what gets pushed)."""
+               samples: list[Image.Image] | None = None, subfolder: str = "") -> Path:
+    """Write run_dir/export (fp32) and run_dir/export-fp16 (each /subfolder, for a family's paintings); return
+    the fp16 folder (what gets pushed)."""
     run_dir = Path(run_dir)
     datasets = _datasets(recipe or {})  # before _clean shortens paths (/data/coco/train2014 -> coco/train2014)
     recipe, metrics = _clean(dict(recipe or {})), _clean(dict(metrics or {}))
@@ -89,9 +90,36 @@ def export_run(model, run_dir, *, style_image_path, recipe: dict, metrics: dict,
     # InstanceNorm's affine scale/shift survive fp16 fine; loading casts back to fp32 (load_state_dict copies).
     fp16 = copy.deepcopy(fp32).half()
     for folder, net_copy, dtype in ((EXPORT_DIR, fp32, "float32"), (EXPORT_FP16_DIR, fp16, "float16")):
-        _write_folder(run_dir / folder, net_copy, dtype=dtype, style=style, samples=samples,
+        _write_folder(run_dir / folder / subfolder, net_copy, dtype=dtype, style=style, samples=samples,
                       recipe=recipe, metrics=metrics, datasets=datasets, run_name=run_dir.resolve().name)
+    return run_dir / EXPORT_FP16_DIR / subfolder
+
+
+def export_family(family, run_dir, *, styles: list[dict], recipe: dict, metrics: dict) -> Path:
+    """A family run's export: each painting's standalone network as export_run(subfolder=slug) (`styles`: one
+    dict per painting with slug, painting, recipe, metrics, samples), and the family itself in fp16 under
+    run_dir/family (config.json + model.safetensors + fastnst.json), which `--from` continues or builds on."""
+    run_dir = Path(run_dir)
+    for k, style in enumerate(styles):
+        export_run(family.style_network(k), run_dir, style_image_path=style["painting"], recipe=style["recipe"],
+                   metrics=style["metrics"], samples=style["samples"], subfolder=style["slug"])
+    dest = run_dir / FAMILY_DIR
+    tmp = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    copy.deepcopy(_unwrap(family)).to(device="cpu", dtype=torch.float16).save_pretrained(tmp)
+    write_info(tmp, {"format": 1, "name": f"{len(styles)}-painting family", "arch": family.arch, "dtype": "float16",
+                     "recipe": _clean(dict(recipe)), "metrics": _clean(dict(metrics)), "config": read_config(tmp)})
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
     return run_dir / EXPORT_FP16_DIR
+
+
+def exported_styles(run_dir) -> list[str]:
+    """The subfolders of a family run's fp16 export (one per painting); [""] for a one-style run."""
+    folder = Path(run_dir) / EXPORT_FP16_DIR
+    if (folder / WEIGHTS_FILE).is_file() or not folder.is_dir():
+        return [""]
+    return sorted(p.name for p in folder.iterdir() if (p / WEIGHTS_FILE).is_file())
 
 
 def _write_folder(dest: Path, net, *, dtype, style, samples, recipe, metrics, datasets, run_name) -> None:
@@ -260,14 +288,15 @@ def retry_command(run_dir, repo_id, *, private=False, revision=None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def push_run(run_dir, repo_id, *, private=False, revision=None, token=None) -> str:
-    """Upload run_dir/export-fp16 (+ fp32 weights as model_fp32.safetensors) to `repo_id` in one commit.
+def push_run(run_dir, repo_id, *, private=False, revision=None, token=None, subfolder: str = "") -> str:
+    """Upload run_dir/export-fp16 (+ fp32 weights as model_fp32.safetensors) to `repo_id` in one commit; a
+    family's painting `subfolder` goes to `repo_id-subfolder` (`repo_for`).
 
     Returns the commit URL. Any failure raises HubError naming the retry command; local files are only read.
     """
     run_dir = Path(run_dir)
     retry = retry_command(run_dir, repo_id, private=private, revision=revision)
-    folder = run_dir / EXPORT_FP16_DIR
+    repo_id, folder = repo_for(repo_id, subfolder), run_dir / EXPORT_FP16_DIR / subfolder
     if not (folder / WEIGHTS_FILE).is_file():
         raise HubError(f"There is no exported model in {folder} to push; export the run first, then retry with "
                        f"`{retry}`.")
@@ -278,7 +307,8 @@ def push_run(run_dir, repo_id, *, private=False, revision=None, token=None) -> s
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="fastnst-push-") as staging:
-            _stage(run_dir, Path(staging), f"{repo_id}@{revision}" if revision and revision != "main" else repo_id)
+            _stage(run_dir, Path(staging), f"{repo_id}@{revision}" if revision and revision != "main" else repo_id,
+                   subfolder)
             info = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision,
                                      commit_message=f"Upload fastnst style from {run_dir.resolve().name}")
     except Exception as err:  # network, auth, invalid id, server errors: all become one sentence
@@ -287,15 +317,20 @@ def push_run(run_dir, repo_id, *, private=False, revision=None, token=None) -> s
     return str(info.commit_url)
 
 
-def _stage(run_dir: Path, staging: Path, repo_ref: str) -> None:
+def repo_for(repo_id: str, subfolder: str = "") -> str:
+    """Where a run's export goes: `repo_id` itself, or `repo_id-<slug>` for each painting of a family."""
+    return f"{repo_id}-{subfolder}" if subfolder else repo_id
+
+
+def _stage(run_dir: Path, staging: Path, repo_ref: str, subfolder: str = "") -> None:
     """The repo as it will be: the fp16 export (linked, not copied), its card naming the real repo, and the fp32
     weights as FP32_REPO_FILE."""
-    export = run_dir / EXPORT_FP16_DIR
+    export = run_dir / EXPORT_FP16_DIR / subfolder
     shutil.copytree(export, staging, dirs_exist_ok=True, copy_function=_link_or_copy)
     (staging / CARD_FILE).unlink(missing_ok=True)  # a link to the local card: never write through it
     network = build_model(read_config(export))
     network.generate_model_card(**card_values(read_info(export), repo=repo_ref)).save(staging / CARD_FILE)
-    fp32 = run_dir / EXPORT_DIR / WEIGHTS_FILE
+    fp32 = run_dir / EXPORT_DIR / subfolder / WEIGHTS_FILE
     if fp32.is_file():
         _link_or_copy(fp32, staging / FP32_REPO_FILE)
 

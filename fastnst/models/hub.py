@@ -1,4 +1,4 @@
-"""What both networks share: normalisation layers, the one weight check, and their Hub identity and model card.
+"""What both networks share: the one weight check, and their Hub identity and model card.
 
 `PyTorchModelHubMixin` gives `save_pretrained` / `from_pretrained` / `push_to_hub` (model.safetensors +
 config.json + model card) from the keyword-only constructor arguments, and renders the card from the template
@@ -17,7 +17,6 @@ from ..download import fetch_style
 from ..errors import WeightsMismatchError
 from ..formats import CONFIG_FILE, FP32_REPO_FILE, INFO_FILE, PAINTING_FILE, WEIGHTS_FILE
 
-NORMS = ("instance", "batch")
 HUB_TAG = "fastnst"  # every fastnst style on the Hub carries it; the Space lists the tag's repos as community styles
 TAGS = [HUB_TAG, "style-transfer", "neural-style-transfer", "image-to-image"]
 SPACE_REPO = "fastnst/fastnst"  # the Space: the app, and the code pip installs from its git repo
@@ -105,19 +104,6 @@ Or try it in the browser: [the fastnst Space]({{ repo_url }}) (paste `{{ repo }}
 {% endfor %}"""
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """Instance norm with affine scale/shift (Ulyanov et al. 2017) or batch norm (for the IN-vs-BN comparison).
-
-    InstanceNorm keeps no running statistics, so it normalises each image by its own statistics in train and
-    eval mode alike: a photo's output does not depend on what else is in the batch.
-    """
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    raise ValueError(f"norm must be one of {NORMS}, not {kind!r}")
-
-
 def check_state_dict(model: nn.Module, state: dict, source: str, *, what: str | None = None,
                      error=WeightsMismatchError, allow_unexpected: bool = False, hint: str = "") -> None:
     """Raise `error` unless `state` has every one of the model's keys with exactly its shape (and, unless
@@ -175,7 +161,9 @@ class FastNSTHubMixin(
     arch: str = ""
 
     def save_pretrained(self, save_directory, *, config=None, **kwargs):
-        config = {"arch": self.arch, **(config if config is not None else self._hub_mixin_config or {})}
+        config = config if config is not None else self._hub_mixin_config or {}
+        # An option left at None is not written: a one-style network's config.json stays as it always was.
+        config = {"arch": self.arch, **{k: v for k, v in config.items() if v is not None}}
         return super().save_pretrained(save_directory, config=config, **kwargs)
 
     def generate_model_card(self, *, license=None, datasets=None, repo=None, **values):
@@ -197,5 +185,5 @@ class FastNSTHubMixin(
         return load_weights(cls(**model_kwargs), folder / WEIGHTS_FILE, device=map_location).eval()
 
 
-__all__ = ["FastNSTHubMixin", "HUB_TAG", "INSTALL_COMMAND", "NORMS", "PLACEHOLDER_REPO", "SPACE_REPO", "TAGS",
+__all__ = ["FastNSTHubMixin", "HUB_TAG", "INSTALL_COMMAND", "PLACEHOLDER_REPO", "SPACE_REPO", "TAGS",
            "check_state_dict", "load_weights", "make_norm"]

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import FastNSTHubMixin, make_norm
+from .hub import FastNSTHubMixin
+from .norms import make_norm
 
 
 class ConvBlock(nn.Sequential):

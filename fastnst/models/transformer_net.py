@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import FastNSTHubMixin, make_norm
+from .hub import FastNSTHubMixin
+from .norms import ConditionalInstanceNorm2d, make_norm, select_styles
 
 # Defaults as published (Johnson et al. 2016, supplementary Table 1).
 BASE_CHANNELS = (32, 64, 128)
@@ -39,10 +40,10 @@ def scaled(channels: int, width: float) -> int:
 class ConvLayer(nn.Sequential):
     """Reflection pad + conv (+ norm + ReLU): the building block of every stage."""
 
-    def __init__(self, in_ch, out_ch, kernel_size, *, stride=1, norm="instance", relu=True):
+    def __init__(self, in_ch, out_ch, kernel_size, *, stride=1, norm="instance", relu=True, num_styles=0):
         layers = [nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(in_ch, out_ch, kernel_size, stride)]
         if norm is not None:
-            layers.append(make_norm(norm, out_ch))
+            layers.append(make_norm(norm, out_ch, num_styles))
         if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
@@ -51,11 +52,11 @@ class ConvLayer(nn.Sequential):
 class ResidualBlock(nn.Module):
     """Two 3×3 conv-norm layers with an identity skip (no ReLU after the sum, as in Johnson's supplement)."""
 
-    def __init__(self, channels, *, norm="instance"):
+    def __init__(self, channels, *, norm="instance", num_styles=0):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3, norm=norm),
-            ConvLayer(channels, channels, 3, norm=norm, relu=False),
+            ConvLayer(channels, channels, 3, norm=norm, num_styles=num_styles),
+            ConvLayer(channels, channels, 3, norm=norm, relu=False, num_styles=num_styles),
         )
 
     def forward(self, x):
@@ -100,9 +101,9 @@ class UpsampleConv(nn.Module):
     """Nearest-neighbour ×2 upsampling then a 3×3 conv: avoids the checkerboards of transposed convolutions
     (Odena et al. 2016), which is why pytorch/examples and most reimplementations do the same."""
 
-    def __init__(self, in_ch, out_ch, *, norm="instance"):
+    def __init__(self, in_ch, out_ch, *, norm="instance", num_styles=0):
         super().__init__()
-        self.conv = ConvLayer(in_ch, out_ch, 3, norm=norm)
+        self.conv = ConvLayer(in_ch, out_ch, 3, norm=norm, num_styles=num_styles)
 
     def forward(self, x):
         if textbook(self, x):
@@ -115,27 +116,39 @@ class UpsampleConv(nn.Module):
 
 
 class TransformerNet(nn.Module, FastNSTHubMixin):
-    """Johnson et al. 2016 transformation network. Input and output: (B, 3, H, W) RGB in [0, 1]."""
+    """Johnson et al. 2016 transformation network. Input and output: (B, 3, H, W) RGB in [0, 1].
+
+    `styles` (a list of names) makes it a *family* (Dumoulin et al. 2017): the convolutions are shared and every
+    instance norm holds one scale/shift row per style; `forward(x, style=k)` paints style k, and
+    `style_network(k)` returns style k as a standalone network (the format the library and the Hub use).
+    """
 
     arch = "transformer"
     tileable = True  # a 54-px receptive field: fastnst.inference can paint huge images tile by tile
 
-    def __init__(self, *, width: float = 1.0, num_residual_blocks: int = 5, norm: str = "instance"):
+    def __init__(self, *, width: float = 1.0, num_residual_blocks: int = 5, norm: str = "instance",
+                 styles: list[str] | None = None):
         super().__init__()
+        self.styles = list(styles or [])
         c1, c2, c3 = (scaled(c, width) for c in BASE_CHANNELS)
+        kw = {"norm": norm, "num_styles": len(self.styles)}
         self.encoder = nn.Sequential(
-            ConvLayer(3, c1, 9, norm=norm),
-            ConvLayer(c1, c2, 3, stride=2, norm=norm),
-            ConvLayer(c2, c3, 3, stride=2, norm=norm),
+            ConvLayer(3, c1, 9, **kw),
+            ConvLayer(c1, c2, 3, stride=2, **kw),
+            ConvLayer(c2, c3, 3, stride=2, **kw),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm=norm) for _ in range(num_residual_blocks)))
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, **kw) for _ in range(num_residual_blocks)))
         self.decoder = nn.Sequential(
-            UpsampleConv(c3, c2, norm=norm),
-            UpsampleConv(c2, c1, norm=norm),
+            UpsampleConv(c3, c2, **kw),
+            UpsampleConv(c2, c1, **kw),
             ConvLayer(c1, 3, 9, norm=None, relu=False),
         )
+        self.width, self.num_residual_blocks, self.norm = width, num_residual_blocks, norm
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
+        """`style` (families only): an index, a (B,) tensor of indices or (B, S) mixing weights."""
+        if self.styles:
+            select_styles(self, style, x.shape[0])
         h, w = x.shape[-2:]
         # Pad up to a multiple of 4 and at least MIN_SIDE, so the 9×9 reflection pads always fit.
         pad_h, pad_w = max(MIN_SIDE, h + -h % 4) - h, max(MIN_SIDE, w + -w % 4) - w
@@ -146,3 +159,14 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
         pad, conv = self.decoder[-1]
         y = conv(pad(y)) if textbook(self, y) else last_conv(pad(y), conv)
         return torch.sigmoid(y)[..., :h, :w]
+
+    def style_network(self, index: int) -> "TransformerNet":
+        """Style `index` of a family as a standalone one-style network: shared convolutions, that style's row of
+        every conditional norm as the instance norm's scale/shift. It paints exactly what `forward(x, index)` does."""
+        single = TransformerNet(width=self.width, num_residual_blocks=self.num_residual_blocks, norm=self.norm)
+        state = self.state_dict()
+        for name, module in self.named_modules():
+            if isinstance(module, ConditionalInstanceNorm2d):
+                state[f"{name}.weight"], state[f"{name}.bias"] = module.weight[index], module.bias[index]
+        single.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+        return single.to(next(self.parameters()).device)
