@@ -2,17 +2,22 @@
 
     python bench/precision.py                          # CPU defaults: width 0.5, 128-px crops, VGG19 file, 8,000 images
     python bench/precision.py --images 16000 --width 1
+    python bench/precision.py --runs runs/scratch-fp32 runs/scratch-bf16   # two finished runs, same data
 
 Both runs are `training.trainer.train` with identical batches (a pure function of seed and step) and differ only
 in `precision`. Printed: training speed of each (steady img/s from history.csv) and the fp32 held-out loss terms
 of both exported networks on the same photos (every 50th photo, kept out of both). Goal (issue 10): bf16's
-held-out total within 3 % of fp32's.
+held-out total within 3 % of fp32's. With `--runs`, two finished runs of the same seed, data and --heldout are
+compared instead, at the largest image count both logged in heldout.csv (the trainer measures those losses in
+fp32 whatever the run's precision), with the steady img/s from their history.csv.
 """
 import argparse
+import csv
 import tempfile
 from pathlib import Path
 
 import torch
+from curves import read_run
 from train_speed import DEFAULT_DATA, DEFAULT_STYLE, HELDOUT_EVERY, SHARED, build_loss, heldout_losses, steady_rate
 
 from fastnst.models import load_network
@@ -34,7 +39,10 @@ def main():
     p.add_argument("--style-size", type=int, default=192)
     p.add_argument("--style-weight", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", nargs=2, type=Path, metavar=("FP32_RUN", "BF16_RUN"), default=None)
     args = p.parse_args()
+    if args.runs:
+        return compare_runs(*args.runs)
     device = torch.device("cpu")
     paths = D.list_images(args.data)
     heldout = paths[::HELDOUT_EVERY]
@@ -67,6 +75,23 @@ def main():
     speed = rows["bf16"]["img/s"] / rows["fp32"]["img/s"]
     print(f"bf16 / fp32: held-out total {ratio:.3f} ({'within' if abs(ratio - 1) <= 0.03 else 'OUTSIDE'} 3 %), "
           f"speed {speed:.2f}x")
+
+
+def compare_runs(fp32: Path, bf16: Path) -> None:
+    curves = {run: {r["images"]: r for r in read_run(run)} for run in (fp32, bf16)}
+    common = max(set(curves[fp32]) & set(curves[bf16]))
+    print(f"held-out losses (fp32) after {common:,} image-steps, and steady training speed:")
+    totals = {}
+    for name, run in (("fp32", fp32), ("bf16", bf16)):
+        with (run / "heldout.csv").open() as f:
+            row = next(r for r in csv.DictReader(f) if int(r["images"]) == common)
+        totals[name] = float(row["heldout_total"])
+        terms = "  ".join(f"{k.removeprefix('heldout_')} {float(v):.4g}" for k, v in row.items()
+                          if k.startswith("heldout_") and v)
+        print(f"  {name} ({run.name}): {steady_rate(run):.2f} img/s  {terms}")
+    ratio = totals["bf16"] / totals["fp32"]
+    print(f"bf16 / fp32: held-out total {ratio:.3f} ({'within' if abs(ratio - 1) <= 0.03 else 'OUTSIDE'} 3 %), "
+          f"speed {steady_rate(bf16) / steady_rate(fp32):.2f}x")
 
 
 if __name__ == "__main__":

@@ -227,6 +227,9 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     device = pick_device(device)
     style = style if isinstance(style, Style) else load_style(style, device=device)
     network = style.network.to(device)
+    if getattr(network, "styles", None):
+        raise InvalidOptionError(f"{style.name} is a family network of {len(network.styles)} paintings; paint with "
+                                 f"one of its exported networks (the run's export/<painting> folders).")
     x = batch.to(device=device, dtype=torch.float32)
     if x.ndim != 4 or x.shape[1] != 3:
         raise InvalidOptionError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}.")

@@ -41,10 +41,12 @@ MAX_SIDE = {"full": 3840, "light": 1024}  # the largest output each network is o
 TRAINED_ON = "{images} photos (BSDS500, Urban100, Sun-Hays80, McMaster; no COCO available)"
 
 
-def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None = None, **names) -> Path:
-    """Copy the run's network into the gallery entry `slug`; `names` (title, artist, year) update its style.json."""
+def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None = None, painting: str = "",
+                   **names) -> Path:
+    """Copy the run's network (a family's: that of `painting`) into the gallery entry `slug`; `names` (title,
+    artist, year) update its style.json."""
     variant = "light" if light else "full"
-    export = Path(run_dir) / EXPORT_FP16_DIR
+    export = Path(run_dir) / EXPORT_FP16_DIR / painting
     info = read_info(export)
     folder = STYLES_DIR / slug
     target = variant_dir(folder, variant)
@@ -83,11 +85,12 @@ def main(argv=None):
     p.add_argument("--slug", required=True, help="the gallery entry: styles/<slug>/")
     p.add_argument("--light", action="store_true", help="the run trained the light (width-0.5) CPU network")
     p.add_argument("--order", type=int, default=None, help="position in the gallery")
+    p.add_argument("--painting", default="", help="a family run's painting (its export subfolder)")
     for name in ("title", "artist", "year"):
         p.add_argument(f"--{name}", default=None, help=f"the painting's {name} (default: what style.json holds)")
     args = p.parse_args(argv)
-    print(add_to_gallery(args.run_dir, args.slug, light=args.light, order=args.order, title=args.title,
-                         artist=args.artist, year=args.year))
+    print(add_to_gallery(args.run_dir, args.slug, light=args.light, order=args.order, painting=args.painting,
+                         title=args.title, artist=args.artist, year=args.year))
 
 
 if __name__ == "__main__":

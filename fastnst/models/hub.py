@@ -186,4 +186,4 @@ class FastNSTHubMixin(
 
 
 __all__ = ["FastNSTHubMixin", "HUB_TAG", "INSTALL_COMMAND", "PLACEHOLDER_REPO", "SPACE_REPO", "TAGS",
-           "check_state_dict", "load_weights", "make_norm"]
+           "check_state_dict", "load_weights"]
