@@ -1,7 +1,7 @@
 """Training speed: our trainer against a loop mirroring pytorch/examples' fast_neural_style, in the same run.
 
     python bench/train_speed.py                                   # GPU: both loops, images/s and the ratio
-    python bench/train_speed.py --device cpu --crop 128 --ours-images 240 --reference-images 48
+    python bench/train_speed.py --device cpu --crop 128 --ours-images 240 --reference-images 48 [--width 0.5]
     python bench/train_speed.py --compare-quality --images 32000  # both on the same budget: held-out losses
 
 Goals on one H100 (issue 3): ≥ 1,500 training images/s at 256², the 160k-image recipe in ≤ 2 minutes including
@@ -68,6 +68,7 @@ def run_ours(args, photos, out: Path, images: int) -> dict:
                                batch_size=args.batch_size, image_steps=images, loss_arch=args.loss_arch,
                                loss_weights=str(args.loss_weights), style_size=args.style_size,
                                device=args.device, compile=args.compile, cache_dir=str(out / "cache"),
+                               width=args.width, style_weight=args.style_weight,
                                log_every=args.log_every, checkpoint_every=10**9, sample_every=10**9,
                                progress=False))
     wall = time.perf_counter() - t0
@@ -109,7 +110,7 @@ class Photos(torch.utils.data.Dataset):
 def run_reference(args, paths, images: int, device) -> dict:
     torch.manual_seed(0)
     loss_fn = build_loss(args, device)
-    net = TransformerNet().to(device).train()
+    net = TransformerNet(width=args.width).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     loader = torch.utils.data.DataLoader(Photos(paths, args.crop), batch_size=REFERENCE_BATCH, shuffle=True,
                                          drop_last=True)
@@ -159,6 +160,8 @@ def main():
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=None, help="ours, per process (default: the trainer's)")
+    p.add_argument("--width", type=float, default=1.0, help="network width, both loops (0.5: the light CPU net)")
+    p.add_argument("--style-weight", type=float, default=None, help="default: by the loss network's scale")
     p.add_argument("--compile", action="store_true", help="ours: torch.compile the training step")
     p.add_argument("--ours-images", type=int, default=None, help="images to train ours on (GPU 48000, CPU 240)")
     p.add_argument("--reference-images", type=int, default=None, help="reference images (GPU 2000, CPU 48)")
