@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-from curves import read_run
 from train_speed import DEFAULT_DATA, DEFAULT_STYLE, HELDOUT_EVERY, SHARED, build_loss, heldout_losses, steady_rate
 
 from fastnst.models import load_network
@@ -77,14 +76,19 @@ def main():
           f"speed {speed:.2f}x")
 
 
+def heldout_rows(run: Path) -> dict[int, dict]:
+    """heldout.csv by image count."""
+    with (run / "heldout.csv").open() as f:
+        return {int(r["images"]): r for r in csv.DictReader(f)}
+
+
 def compare_runs(fp32: Path, bf16: Path) -> None:
-    curves = {run: {r["images"]: r for r in read_run(run)} for run in (fp32, bf16)}
-    common = max(set(curves[fp32]) & set(curves[bf16]))
+    rows = {run: heldout_rows(run) for run in (fp32, bf16)}
+    common = max(set(rows[fp32]) & set(rows[bf16]))
     print(f"held-out losses (fp32) after {common:,} image-steps, and steady training speed:")
     totals = {}
     for name, run in (("fp32", fp32), ("bf16", bf16)):
-        with (run / "heldout.csv").open() as f:
-            row = next(r for r in csv.DictReader(f) if int(r["images"]) == common)
+        row = rows[run][common]
         totals[name] = float(row["heldout_total"])
         terms = "  ".join(f"{k.removeprefix('heldout_')} {float(v):.4g}" for k, v in row.items()
                           if k.startswith("heldout_") and v)

@@ -12,5 +12,6 @@ def test_inference_bench_prints_a_row_per_network_size_and_mode():
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith("TransformerNet")]
     assert [(row[1], row[2], row[3]) for row in rows] == [
-        (w, size, mode) for w in ("w=0.25", "w=0.5") for size in ("32x48", "20x20") for mode in ("fp32", "bf16", "textbook")]
+        (w, size, mode) for w in ("w=0.25", "w=0.5") for size in ("32x48", "20x20")
+        for mode in ("fp32", "bf16", "textbook")]
     assert all(float(row[4]) > 0 for row in rows)

@@ -33,8 +33,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description="Train a fast style-transfer network for "
-                                "one painting (Johnson et al. 2016), or one family network for several (Dumoulin et al. 2017), and publish it.",
-                                epilog=EPILOG, formatter_class=HelpFormatter)
+                                "one painting (Johnson et al. 2016), or one family network for several (Dumoulin "
+                                "et al. 2017), and publish it.", epilog=EPILOG, formatter_class=HelpFormatter)
     d = {f.name: f.default for f in fields(T.TrainConfig)}
     io = p.add_argument_group("what and where")
     io.add_argument("--style", required=True, action="append", metavar="PAINTING[:weight=W,size=S]",

@@ -29,6 +29,7 @@ import re
 import shlex
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -103,14 +104,11 @@ def export_family(family, run_dir, *, styles: list[dict], recipe: dict, metrics:
     for k, style in enumerate(styles):
         export_run(family.style_network(k), run_dir, style_image_path=style["painting"], recipe=style["recipe"],
                    metrics=style["metrics"], samples=style["samples"], subfolder=style["slug"])
-    dest = run_dir / FAMILY_DIR
-    tmp = dest.with_name(f".{dest.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    copy.deepcopy(_unwrap(family)).to(device="cpu", dtype=torch.float16).save_pretrained(tmp)
-    write_info(tmp, {"format": 1, "name": f"{len(styles)}-painting family", "arch": family.arch, "dtype": "float16",
-                     "recipe": _clean(dict(recipe)), "metrics": _clean(dict(metrics)), "config": read_config(tmp)})
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    with _building(run_dir / FAMILY_DIR) as tmp:
+        copy.deepcopy(_unwrap(family)).to(device="cpu", dtype=torch.float16).save_pretrained(tmp)
+        write_info(tmp, {"format": 1, "name": f"{len(styles)}-painting family", "arch": family.arch,
+                         "dtype": "float16", "recipe": _clean(dict(recipe)), "metrics": _clean(dict(metrics)),
+                         "config": read_config(tmp)})
     return run_dir / EXPORT_FP16_DIR
 
 
@@ -122,11 +120,25 @@ def exported_styles(run_dir) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / WEIGHTS_FILE).is_file())
 
 
-def _write_folder(dest: Path, net, *, dtype, style, samples, recipe, metrics, datasets, run_name) -> None:
-    """Build the folder next to `dest` and swap it in, so a crash never leaves half an export behind."""
+@contextmanager
+def _building(dest: Path):
+    """A fresh folder next to `dest` to build in, swapped in for `dest` only once the block has finished: a crash
+    never leaves half an export behind."""
     tmp = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    yield tmp
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def _write_folder(dest: Path, net, *, dtype, style, samples, recipe, metrics, datasets, run_name) -> None:
+    with _building(dest) as tmp:
+        _fill_folder(tmp, net, dtype=dtype, style=style, samples=samples, recipe=recipe, metrics=metrics,
+                     datasets=datasets, run_name=run_name)
+
+
+def _fill_folder(tmp: Path, net, *, dtype, style, samples, recipe, metrics, datasets, run_name) -> None:
     _save_jpeg(style, tmp / PAINTING_FILE, STYLE_MAX_SIDE)
     sample_files = []
     for i, img in enumerate(samples):
@@ -151,9 +163,6 @@ def _write_folder(dest: Path, net, *, dtype, style, samples, recipe, metrics, da
     # style.json: what `fastnst.load_style(folder)` and the gallery show (same keys as styles/<slug>/style.json).
     write_metadata(tmp, {"title": info["name"], "artist": info["artist"], "license": info["license"],
                          "style_license": info["style_license"], "tile": PAINTING_FILE})
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
 
 
 def _title_from_file(recipe: dict, fallback: str) -> str:

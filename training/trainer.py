@@ -540,8 +540,9 @@ class Run:
                   "model": model_config(cfg), "global_batch": self.g, "total_steps": self.total_steps,
                   "optimizer": "Adam", "style_weight": self.style_weight(first), "style_size": self.style_size(first)}
         if self.family:  # absolute local paths say nothing on a model card: file names only
-            recipe["paintings"] = [{"slug": p.slug, STYLE_IMAGE: Path(p.path).name, "style_weight": self.style_weight(p),
-                                    "style_size": self.style_size(p)} for p in self.paintings]
+            recipe["paintings"] = [{"slug": p.slug, STYLE_IMAGE: Path(p.path).name,
+                                    "style_weight": self.style_weight(p), "style_size": self.style_size(p)}
+                                   for p in self.paintings]
         return recipe
 
     def export(self, recipe: dict, metrics: dict, outputs: list[torch.Tensor]) -> Path:
@@ -555,7 +556,7 @@ class Run:
                                    recipe=recipe, metrics=metrics))
         heldout = self.heldout.float().cpu()
         styles = []
-        for p, k, y in zip(self.paintings, range(len(self.paintings)), outputs):
+        for k, (p, y) in enumerate(zip(self.paintings, outputs)):
             own = {key: recipe["paintings"][k][key] for key in (STYLE_IMAGE, "style_weight", "style_size")}
             styles.append({"slug": p.slug, "painting": Path(p.path), "recipe": {**recipe, **own, "family_index": k},
                            "metrics": {**{m: v for m, v in metrics.items() if m != "per_style"},
