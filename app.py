@@ -12,11 +12,18 @@
 - Examples pair each example photo with a gallery style; a click shows that painting, computed on first use and
   then served from Gradio's example cache (`cache_mode="lazy"`: nothing is painted at start-up).
 - API: `Client(url).predict(handle_file("photo.jpg"), "starry-night", 1.0, False, 1024, api_name="/stylize")`.
+- "Make a style from your painting": `training.fit` runs `python -m training --from styles/family` in a niced child
+  process (one fit at a time, queued; cancel kills it at once), previews it on the visitor's photo as it learns
+  and adds the result to the visitor's gallery; `/fit_style` is the same as an API, `/publish_style` pushes it to
+  the Hub under the visitor's account (Hugging Face login on a Space, a token field elsewhere).
 """
 import base64
 import logging
 import os
+import tempfile
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -27,7 +34,11 @@ import fastnst
 from fastnst.download import parse_repo_id
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
 from fastnst.models.hub import HUB_TAG
+from fastnst.formats import readable_title
+from fastnst.imageio import resize_max_side
 from fastnst.styles import DEFAULT_STYLE, STYLES_DIR, gallery, load_style
+from training import fit
+from training.paintings import slug_of
 
 try:  # ZeroGPU Spaces: `spaces.GPU` lends a GPU for each call; the package only exists on Spaces
     import spaces
@@ -46,6 +57,12 @@ SMALLEST_SIDE = 64
 CONCURRENCY = 4 if ON_GPU else 2  # paintings at once: a GPU overlaps transfers and encoding; 2 CPU threads suffice
 QUEUE_SIZE = 64
 HUB_LIMIT, HUB_TIMEOUT = 50, 5.0  # community styles: how many, seconds to wait for the list
+ON_SPACE = bool(os.environ.get("SPACE_ID"))  # Hugging Face login works on a Space; elsewhere a token field
+FITS_DIR = Path(os.environ.get("FASTNST_FITS_DIR") or Path(tempfile.gettempdir()) / "fastnst-fits")
+PAINTING_SIDE = 1024  # a painting is kept at most this large (training reads it at the family's style size)
+PREVIEW_SIDE, PREVIEW_EVERY_S = 512, 2.0
+FITS: dict[str, fit.FitJob] = {}  # the running fit of each browser session
+FIT_IMAGES_RANGE = (200, 8_000)
 
 
 def gpu(fn):
@@ -218,6 +235,120 @@ def add_hub_style(repo, tiles, names):
     return gallery_update, names, repo, gr.Markdown(visible=False)
 
 
+def fit_style(painting, photo, title="", image_steps=fit.FIT_IMAGES, repo_name="", token="",
+              oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
+    """Fit a new style to a painting, starting from the gallery's family network. Yields (status, preview of
+    the photo painted by the network as it is, style name); the last style name paints with /stylize.
+
+    Args:
+        painting: the painting (an image file).
+        photo: a photo to preview the style on as it learns (optional).
+        title: the style's name, e.g. "Sunflowers at Dusk" (default: from the file name).
+        image_steps: training budget in images; more is closer to the painting and takes longer.
+        repo_name: if given, checked now (valid, not taken) so that publishing later cannot fail on it.
+        token: a Hugging Face write token (on a Space, sign in instead).
+    """
+    if repo_name and repo_name.strip():
+        checked(fit.check_repo, repo_name, oauth_token.token if oauth_token else (token or "").strip())
+    session = request.session_hash if request else uuid.uuid4().hex
+    if FITS.get(session) and FITS[session].running:
+        raise gr.Error("A style is already being fitted for you; stop or cancel it first.", print_exception=False)
+    out = FITS_DIR / uuid.uuid4().hex[:12]
+    title = (title or "").strip() or readable_title(painting_name(painting))
+    source = checked(save_painting, painting, out / f"{slug_of(title)}.png")
+    job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=int(image_steps), title=title)
+    try:
+        shown = None
+        while job.running:
+            now = job.progress()
+            progress((now.images, now.total), desc=now.describe(), unit="images")
+            preview = job.preview_dir()
+            if preview and photo is not None:
+                shown = preview_of(photo, str(preview))
+            yield now.describe(), shown, ""
+            time.sleep(PREVIEW_EVERY_S)
+        export = checked(job.wait_result)
+        yield (f"**Done:** “{title}” is in your gallery below. Paint with it, or publish it to the Hub.",
+               preview_of(photo, str(export)) if photo is not None else None, str(export))
+    finally:
+        if job.running:  # the visitor cancelled or left: free the CPU now
+            job.cancel()
+        FITS.pop(session, None)
+
+
+def checked(fn, *args, **kwargs):
+    """fn(*args), with the library's one-sentence errors shown as a toast."""
+    try:
+        return fn(*args, **kwargs)
+    except FastNSTError as err:
+        raise error(err) from err
+
+
+def painting_name(painting) -> str:
+    return (painting.get("orig_name") or "") if isinstance(painting, dict) else Path(str(painting or "")).name
+
+
+def save_painting(painting, dest: Path) -> Path:
+    """The uploaded painting, checked like any photo (a bad or huge file gets its sentence), as a PNG."""
+    if painting is None:
+        raise InvalidImageError("Upload a painting first.")
+    image = fastnst.load_image(photo_source(painting))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    resize_max_side(image, PAINTING_SIDE).save(dest)
+    return dest
+
+
+def preview_of(photo, folder: str):
+    """The photo painted by the network in `folder`, small; read afresh (the preview changes as it learns)."""
+    try:
+        style = load_style(folder, device="cpu", cache=False)
+        return fastnst.stylize(photo_source(photo), style, max_side=PREVIEW_SIDE, device="cpu")
+    except (FastNSTError, OSError):  # a preview swapped out mid-read, or an unreadable photo: skip this one
+        return None
+
+
+def stop_fit(request: gr.Request):
+    """Finish the visitor's fit now, with the network as it is."""
+    job = FITS.get(request.session_hash)
+    if job is None or not job.finish_early():
+        gr.Warning("Nothing to stop yet: the fit has not started training.")
+
+
+def cancel_fit(request: gr.Request):
+    job = FITS.pop(request.session_hash, None)
+    if job is not None:
+        job.cancel()
+    return "Cancelled.", None
+
+
+def add_fitted_style(folder, tiles, names):
+    """Add a finished fit to this visitor's gallery, selected, like a style loaded from the Hub."""
+    tiles = tiles or []
+    if folder not in names:
+        style = checked(load_style, folder, device="cpu")
+        names = {**names, folder: caption(style.metadata)}
+        tiles = [*tiles, (paint_tile(style), names[folder])]
+    return gr.Gallery(tiles, selected_index=list(names).index(folder), visible=True), names, folder, \
+        gr.Markdown(visible=False)
+
+
+def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None = None):
+    """Publish a fitted style (its folder, as /fit_style returned it) to a new Hub repo; returns its URL.
+
+    Args:
+        style: the style name /fit_style returned.
+        repo_name: "name" (under your account) or "user/name".
+        token: a Hugging Face write token (on a Space, sign in instead).
+    """
+    folder = Path(style or "").resolve()
+    if not style or FITS_DIR.resolve() not in folder.parents:
+        raise gr.Error("Fit a style first; only styles fitted here can be published.", print_exception=False)
+    token = oauth_token.token if oauth_token else (token or "").strip()
+    repo_id = checked(fit.check_repo, repo_name, token)
+    url = checked(fit.publish, folder.parent, repo_id, token)
+    return f"**Published:** [{repo_id}]({url}). Anyone can now load it under “More styles from the Hub”."
+
+
 TILES, NAMES = gallery_tiles()
 EXAMPLE_ROWS = example_rows(NAMES)
 START = DEFAULT_STYLE if DEFAULT_STYLE in NAMES else next(iter(NAMES), "")
@@ -262,6 +393,34 @@ with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as 
             load = gr.Button("Load style", scale=1)
         community = gr.Dropdown(COMMUNITY, value=None, label=f"Community styles (Hub tag: {HUB_TAG})",
                                 visible=bool(COMMUNITY))
+    with gr.Accordion("Make a style from your painting", open=False, elem_id="fit"):
+        gr.Markdown("Upload a painting: a network learns it, starting from the gallery's shared network, and "
+                    "paints your photo above as it learns. Stop when it looks right; the style joins your gallery, "
+                    "and you can publish it to the Hugging Face Hub under your account. One fit runs at a time.")
+        with gr.Row():
+            painting_in = gr.Image(label="Your painting", type="filepath", sources=["upload", "clipboard"],
+                                   height=260, elem_id="painting")
+            with gr.Column():
+                fit_title = gr.Textbox(label="Style name",
+                                       placeholder="e.g. Sunflowers at Dusk (default: the file name)")
+                fit_images = gr.Slider(*FIT_IMAGES_RANGE, value=fit.FIT_IMAGES, step=100, label="Training images",
+                                       info="more: closer to the painting, and longer")
+                with gr.Row():
+                    fit_go = gr.Button("Fit style", variant="primary", elem_id="fit-go")
+                    fit_stop = gr.Button("Looks right: stop", elem_id="fit-stop")
+                    fit_cancel = gr.Button("Cancel", variant="stop", elem_id="fit-cancel")
+                fit_status = gr.Markdown(elem_id="fit-status")
+            fit_preview = gr.Image(label="Preview on your photo", interactive=False, height=260, elem_id="fit-preview")
+        with gr.Row(equal_height=True):
+            if ON_SPACE:
+                gr.LoginButton()
+            token = gr.Textbox(label="Hugging Face write token", type="password", visible=not ON_SPACE, scale=2,
+                               elem_id="token")
+            repo_name = gr.Textbox(label="Hub repo name", placeholder="my-painting-style (under your account)",
+                                   scale=2, elem_id="repo-name")
+            publish = gr.Button("Publish to the Hub", scale=1, elem_id="publish")
+        publish_status = gr.Markdown(elem_id="publish-status")
+    fitted = gr.Textbox("", label="fitted style", visible="hidden")  # the last fit's folder, for /publish_style
     style = gr.Textbox(START, label="style", visible="hidden")  # the selected style's name, for the API
     names = gr.State(NAMES)  # {style name: caption} in this visitor's gallery order (Hub styles are per visitor)
     with examples_slot:
@@ -286,6 +445,17 @@ with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as 
           api_visibility="private").success(**painting)
     community.input(add_hub_style, [community, styles, names], hub_outputs, api_visibility="private"
                     ).success(**painting)
+
+    fitting = fit_go.click(fit_style, [painting_in, photo, fit_title, fit_images, repo_name, token],
+                           [fit_status, fit_preview, fitted], api_name="fit_style", preprocess=False,
+                           concurrency_id="fit", concurrency_limit=1)  # one at a time; others see their place
+    fitting.success(add_fitted_style, [fitted, styles, names], hub_outputs, api_visibility="private"
+                    ).success(**painting)
+    fit_stop.click(stop_fit, None, None, api_visibility="private", queue=False)
+    fit_cancel.click(cancel_fit, None, [fit_status, fit_preview], cancels=[fitting], api_visibility="private",
+                     queue=False)
+    publish.click(publish_style, [fitted, repo_name, token], publish_status, api_name="publish_style",
+                  concurrency_id="hub", concurrency_limit=2)
 
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
 

@@ -125,8 +125,9 @@ _cache: "OrderedDict[tuple, Style]" = OrderedDict()
 _lock = threading.Lock()
 
 
-def load_style(name, *, device=None, variant: str = "auto") -> Style:
-    """Load a style by gallery slug, Hub repo id (`user/repo[@revision]`) or folder; cached in an LRU.
+def load_style(name, *, device=None, variant: str = "auto", cache: bool = True) -> Style:
+    """Load a style by gallery slug, Hub repo id (`user/repo[@revision]`) or folder; cached in an LRU unless
+    `cache` is False (a folder whose network changes, such as a training run's live preview).
 
     Raises StyleNotFoundError (unknown name, listing the gallery), HubError (Hub unreachable and not cached)
     or WeightsMismatchError (files that do not fit the network).
@@ -136,6 +137,8 @@ def load_style(name, *, device=None, variant: str = "auto") -> Style:
     name = str(name).strip()
     device = pick_device(device)
     key = (name, variant, str(device))
+    if not cache:
+        return _resolve(name, variant, device)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)

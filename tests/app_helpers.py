@@ -45,11 +45,36 @@ def make_gallery(folder: Path) -> Path:
     return styles
 
 
-def make_photo(path: Path, size=(300, 200)) -> Path:
+FIT_RECIPE = {"crop": 32, "batch_size": 2, "style_size": 32, "loss_arch": "vgg16", "loss_weights": "random",
+              "content_weight": 1.0, "style_weight": 1e3, "lr": 1e-3}  # tiny: a fit step takes milliseconds
+
+
+def make_family(folder: Path, paintings=("first", "second")) -> Path:
+    """A tiny random family network (what `training.fit` starts from) with a recipe, like a run's family/."""
+    import torch
+
+    from fastnst.formats import write_info
+    from fastnst.models import TransformerNet
+
+    torch.manual_seed(0)
+    TransformerNet(width=0.25, num_residual_blocks=1, styles=list(paintings)).save_pretrained(folder)
+    write_info(folder, {"format": 1, "recipe": FIT_RECIPE})
+    return folder
+
+
+def make_photos(folder: Path, count: int = 12, size=(48, 40)) -> Path:
+    """`count` small photo-like pictures (shifted gradients) to train on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        make_photo(folder / f"photo_{i:02d}.png", size, shift=17 * i)
+    return folder
+
+
+def make_photo(path: Path, size=(300, 200), shift: int = 0) -> Path:
     """A small photo-like picture: a colour gradient with a dark square."""
     w, h = size
     img = Image.new("RGB", size)
-    img.putdata([(255 * x // w, 255 * y // h, 128) for y in range(h) for x in range(w)])
+    img.putdata([((255 * x // w + shift) % 256, 255 * y // h, 128) for y in range(h) for x in range(w)])
     img.paste((20, 20, 20), (w // 4, h // 4, w // 2, h // 2))
     img.save(path)
     return path

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app_helpers import client_tempdir, log_of, make_gallery, make_photo, make_style, running_app
+from tests.app_helpers import (
+    client_tempdir,
+    log_of,
+    make_family,
+    make_gallery,
+    make_photo,
+    make_photos,
+    make_style,
+    running_app,
+)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -27,8 +36,10 @@ PHOTO_SIZE = (300, 200)
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     styles = make_gallery(tmp)
+    make_family(styles / "family")  # what fits start from; not a gallery entry (no style.json)
     photo = make_photo(tmp / "photo.png", PHOTO_SIZE)
-    with running_app(styles, tmp) as url, client_tempdir(tmp / "client"):
+    env = {"FASTNST_FIT_PHOTOS": str(make_photos(tmp / "photos")), "FASTNST_FITS_DIR": str(tmp / "fits")}
+    with running_app(styles, tmp, env) as url, client_tempdir(tmp / "client"):
         client = Client(url, verbose=False, download_files=str(tmp / "downloads"))
         yield SimpleNamespace(url=url, tmp=tmp, styles=styles, photo=photo, client=client)
 
@@ -49,12 +60,40 @@ def expected_sentence(fn, *args):
     return str(info.value)
 
 
-def test_only_stylize_is_public(app):
+def test_only_the_three_named_endpoints_are_public(app):
     api = app.client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/stylize"]
+    assert list(api["named_endpoints"]) == ["/stylize", "/fit_style", "/publish_style"]
     assert not api["unnamed_endpoints"]
-    params = [p["parameter_name"] for p in api["named_endpoints"]["/stylize"]["parameters"]]
-    assert params == ["image", "style", "strength", "preserve_color", "max_side"]
+    params = lambda name: [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]  # noqa: E731
+    assert params("/stylize") == ["image", "style", "strength", "preserve_color", "max_side"]
+    assert params("/fit_style") == ["painting", "photo", "title", "image_steps", "repo_name", "token"]
+    assert params("/publish_style") == ["style", "repo_name", "token"]
+
+
+def test_fit_a_style_through_the_api_then_paint_with_it(app):
+    painting = make_photo(app.tmp / "api_painting.png", (90, 70), shift=60)
+    status, preview, style = app.client.predict(handle_file(str(painting)), handle_file(str(app.photo)),
+                                                "API Style", 200, "", "", api_name="/fit_style")
+    assert "Done" in status and "API Style" in status
+    with Image.open(preview) as img:
+        assert img.size == PHOTO_SIZE  # the photo is smaller than the preview size: never enlarged
+    painted = paint(app, style=style)
+    assert painted.size == (150, 100)
+
+
+def test_fit_bad_input_gets_one_sentence(app):
+    from fastnst import load_image
+
+    bad = app.tmp / "not-a-painting.png"
+    bad.write_text("text\n")
+    with pytest.raises(Exception) as info:
+        app.client.predict(handle_file(str(bad)), None, "", 200, "", "", api_name="/fit_style")
+    assert expected_sentence(load_image, bad.read_bytes()) in str(info.value)
+    with pytest.raises(Exception, match="only styles fitted here can be published"):
+        app.client.predict(str(app.styles / "test-style"), "x", "", api_name="/publish_style")
+    with pytest.raises(Exception, match="Sign in"):
+        app.client.predict(handle_file(str(app.photo)), None, "", 200, "my-style", "", api_name="/fit_style")
+    assert "Traceback" not in log_of(app.tmp)
 
 
 def test_paints_at_max_side_keeping_aspect(app):

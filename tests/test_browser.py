@@ -2,7 +2,8 @@
 
 A visitor uploads a photo, clicks a gallery tile and gets the painted photo, at full size; a bad upload gets the
 library's sentence in a toast; with an empty gallery, a style loaded from the Hub (the local stand-in) becomes a
-tile and paints. Skips when Chromium or the playwright package is missing (CI: apt-get install chromium).
+tile and paints; a painting of their own is fitted (progress, live preview, stop), joins the gallery and is
+published to the stand-in Hub. Skips when Chromium or the playwright package is missing (CI: apt-get install chromium).
 """
 import io
 import os
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from tests.app_helpers import make_gallery, make_photo, make_style, running_app
+from tests.app_helpers import make_family, make_gallery, make_photo, make_photos, make_style, running_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -144,3 +145,42 @@ def test_empty_gallery_then_a_style_from_the_hub(tmp_path, page):
             upload(page, make_photo(tmp_path / "photo.png", PHOTO_SIZE))
             wait_for_new_result(page)
             assert "Hub Style" in page.locator("#result label").first.inner_text()
+
+
+def test_fit_a_painting_preview_stop_and_publish(tmp_path, page):
+    from tests.hub_server import HubServer, client_env
+
+    styles = make_gallery(tmp_path)
+    make_family(styles / "family")
+    with HubServer() as hub:
+        env = {**client_env(hub.url, str(tmp_path / "hf")), "HF_HUB_OFFLINE": None,
+               "FASTNST_FIT_PHOTOS": str(make_photos(tmp_path / "photos")), "FASTNST_FITS_DIR": str(tmp_path / "fits")}
+        hub.create_repo(f"{hub.username}/taken")
+        with running_app(styles, tmp_path, env) as url:
+            open_app(page, url)
+            upload(page, make_photo(tmp_path / "photo.png", PHOTO_SIZE))
+            wait_for_new_result(page)
+            page.get_by_text("Make a style from your painting").click()
+            page.locator("#painting input[type=file]").set_input_files(str(make_photo(tmp_path / "sunset.png",
+                                                                                         (90, 70), shift=100)))
+            page.get_by_label("Style name").fill("Sunset Study")
+            page.get_by_label("Hugging Face write token").fill("hf_local_test_token")
+            page.get_by_label("Hub repo name").fill("taken")
+            page.locator("#fit-go").click()
+            assert "already exists" in toast_text(page)  # checked before any work starts
+            page.get_by_label("Hub repo name").fill("sunset-study")
+            page.locator("#fit-go").click()
+            page.wait_for_function("() => document.querySelector('#fit-status')?.innerText.includes('Trained on')")
+            page.wait_for_function("""() => { const img = document.querySelector('#fit-preview img');
+                                             return img && img.complete && img.naturalWidth > 0; }""")
+            page.locator("#fit-stop").click()  # it looks right: keep the network as it is
+            page.wait_for_function("() => document.querySelector('#fit-status')?.innerText.includes('Done')",
+                                   timeout=60_000)
+            tile = page.locator("#styles button.thumbnail-item", has_text="Sunset Study")
+            tile.wait_for(state="visible")
+            assert "selected" in (tile.get_attribute("class") or "")
+            page.locator("#publish").click()
+            page.wait_for_function("() => document.querySelector('#publish-status')?.innerText.includes('Published')",
+                                   timeout=60_000)
+            assert "Traceback" not in page.content()
+        assert (("model", f"{hub.username}/sunset-study")) in hub.repos

@@ -11,6 +11,7 @@ Under `torchrun --nproc-per-node N python -m training ...` the same command trai
 User mistakes (a FastNSTError, a missing file) print one line to stderr and exit with status 2.
 """
 import argparse
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -103,6 +104,8 @@ def train_parser() -> argparse.ArgumentParser:
                      "and final losses (at most a fifth of the data)")
     run.add_argument("--stop-at", type=int, default=None, metavar="STEP", help="checkpoint and stop at this step "
                      "(continue later with --resume)")
+    run.add_argument("--preview-every", type=int, default=None, metavar="STEPS", help="write the network as it is "
+                     "to RUN/preview every STEPS steps (a live preview); SIGUSR1 finishes the run early, exported")
     run.add_argument("--cache-dir", default=None, help=f"where decoded photos are cached (default {T.D.CACHE_DIR})")
     run.add_argument("--data-workers", type=int, default=None, help="decoding threads for the one-time cache "
                      "(default: all cores, at most 16)")
@@ -140,6 +143,7 @@ def main(argv=None) -> int:
                 raise FastNSTError(f"Run directory {a.run_dir} does not exist.")
             push(a.run_dir, a.repo, private=a.private, revision=a.revision)
             return 0
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # "finish early" before the loop has begun: nothing to export
         a = vars(train_parser().parse_args(argv))
         hub = {k: a.pop(k) for k in ("push_to_hub", "private", "revision")}
         for painting in parse_paintings(a["style"]):

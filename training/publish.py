@@ -63,7 +63,7 @@ from fastnst.imageio import load_image, resize_max_side, tensor_to_image
 from fastnst.models import build_model
 
 # Defaults, visible in one place.
-EXPORT_DIR, EXPORT_FP16_DIR, FAMILY_DIR = "export", "export-fp16", "family"
+EXPORT_DIR, EXPORT_FP16_DIR, FAMILY_DIR, PREVIEW_DIR = "export", "export-fp16", "family", "preview"
 JPEG_QUALITY = 95
 STYLE_MAX_SIDE = 1024
 SAMPLE_MAX_SIDE = 1024
@@ -110,6 +110,14 @@ def export_family(family, run_dir, *, styles: list[dict], recipe: dict, metrics:
                          "dtype": "float16", "recipe": _clean(dict(recipe)), "metrics": _clean(dict(metrics)),
                          "config": read_config(tmp)})
     return run_dir / EXPORT_FP16_DIR
+
+
+def export_preview(network, run_dir) -> Path:
+    """The network as it is now, fp32, in run_dir/preview (config.json + model.safetensors): what a live preview
+    loads while training goes on. Swapped in whole, so a reader never sees half a file."""
+    with _building(Path(run_dir) / PREVIEW_DIR) as tmp:
+        copy.deepcopy(_unwrap(network)).to(device="cpu", dtype=torch.float32).save_pretrained(tmp)
+    return Path(run_dir) / PREVIEW_DIR
 
 
 def exported_styles(run_dir) -> list[str]:
@@ -321,7 +329,7 @@ def push_run(run_dir, repo_id, *, private=False, revision=None, token=None, subf
             info = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision,
                                      commit_message=f"Upload fastnst style from {run_dir.resolve().name}")
     except Exception as err:  # network, auth, invalid id, server errors: all become one sentence
-        raise HubError(f"Could not push {run_dir} to the Hugging Face Hub repo {repo_id} ({_reason(err, token)}); "
+        raise HubError(f"Could not push {run_dir} to the Hugging Face Hub repo {repo_id} ({hub_reason(err, token)}); "
                        f"your local files are untouched, so retry with `{retry}`.") from err
     return str(info.commit_url)
 
@@ -351,7 +359,7 @@ def _link_or_copy(src, dst) -> None:
         shutil.copy2(src, dst)
 
 
-def _reason(err: Exception, token: str | None) -> str:
+def hub_reason(err: Exception, token: str | None) -> str:
     """A short, token-free description of why a Hub call failed."""
     status = getattr(getattr(err, "response", None), "status_code", None)
     name = type(err).__name__

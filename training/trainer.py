@@ -46,7 +46,7 @@ from fastnst.vgg import VGGFeatures
 
 from . import data as D
 from .paintings import Painting, load_painting, parse_paintings
-from .publish import export_family, export_run
+from .publish import export_family, export_preview, export_run
 from .start import initial_weights, load_source
 
 # Johnson et al. 2016 (and pytorch/examples' fast_neural_style), unless a comment says otherwise.
@@ -68,8 +68,8 @@ CHECKPOINT, HISTORY, HELDOUT_CURVE = "checkpoint.pt", "history.csv", "heldout.cs
 CURVE_COLUMNS = ("step", "images", *(f"heldout_{k}" for k in ("total", "content", "style", "tv")))
 # Options that may change between a run and its --resume (they do not change what is learned); the first set is
 # not recorded in the recipe, the second (what the model card calls the style) is.
-RUNTIME_FIELDS = {"out", "resume", "stop_at", "log_every", "checkpoint_every", "sample_every", "compile",
-                  "cache_dir", "data_workers", "progress", "device"}
+RUNTIME_FIELDS = {"out", "resume", "stop_at", "log_every", "checkpoint_every", "sample_every", "preview_every",
+                  "compile", "cache_dir", "data_workers", "progress", "device"}
 CARD_FIELDS = {"title", "artist"}
 
 
@@ -112,6 +112,7 @@ class TrainConfig:
     data_workers: int | None = None
     resume: bool = False
     stop_at: int | None = None        # stop (with a checkpoint) once this step is reached: time-boxed sessions
+    preview_every: int | None = None  # steps between writes of the network as it is to RUN/preview (live previews)
     progress: bool = True
     title: str | None = None          # the style's name on its model card; None: from the painting's file name
     artist: str | None = None
@@ -171,19 +172,24 @@ class Dist:
 
 
 class StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step boundary and returns cleanly."""
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step boundary and returns cleanly. SIGUSR1
+    ("that looks right") finishes the run early instead: held-out losses and the export, at the step reached."""
 
     def __init__(self):
         self.received = None
+        self.finish_early = False
         self._old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. called from a notebook worker): no handler
                 pass
 
     def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
+        if signum == signal.SIGUSR1:
+            self.finish_early = True
+        else:
+            self.received = signal.Signals(signum).name
 
     def restore(self):
         for sig, old in self._old.items():
@@ -495,6 +501,11 @@ class Run:
                     self.checkpoint(step)
                 if step % cfg.sample_every == 0 or step == self.total_steps:
                     self.samples(step)
+                if cfg.preview_every and step % cfg.preview_every == 0 and env.main:
+                    self.preview()
+                if stop.finish_early and env.world == 1:
+                    self.checkpoint(step)
+                    break
                 if stopping:
                     status = "interrupted" if stop.received else "stopped"
                     self.signal = stop.received
@@ -545,12 +556,21 @@ class Run:
                                    for p in self.paintings]
         return recipe
 
+    def exportable(self) -> torch.nn.Module:
+        """A plain fp32 CPU copy of the network in eval mode (no DDP/compile wrapper, no channels_last)."""
+        model = build_model(model_config(self.cfg))
+        model.load_state_dict({k: v.float().cpu() for k, v in self.net.state_dict().items()})
+        return model.eval()
+
+    def preview(self) -> None:
+        """RUN/preview: the (first painting's) network as it is now, for a live preview of a run in progress."""
+        model = self.exportable()
+        export_preview(model.style_network(0) if self.family else model, self.run_dir)
+
     def export(self, recipe: dict, metrics: dict, outputs: list[torch.Tensor]) -> Path:
         """fp32 + fp16 Hub folders per painting (weights, config.json, model card, painting, samples) via
         training.publish; a family also keeps itself in run_dir/family (for --from and for continuing)."""
-        model = build_model(model_config(self.cfg))
-        model.load_state_dict({k: v.float().cpu() for k, v in self.net.state_dict().items()})
-        model.eval()
+        model = self.exportable()
         if not self.family:
             return Path(export_run(model, self.run_dir, style_image_path=Path(self.paintings[0].path),
                                    recipe=recipe, metrics=metrics))

@@ -1,0 +1,126 @@
+"""training.fit: a new painting fitted from a family in a child process, watched, stopped, cancelled, published.
+
+A tiny random family (width 0.25, one residual block, random VGG16 at 32 px) so that a fit takes seconds.
+"""
+import json
+import time
+
+import pytest
+
+from fastnst.errors import HubError
+from fastnst.formats import INFO_FILE, WEIGHTS_FILE
+from fastnst.styles import load_style
+from tests.app_helpers import FIT_RECIPE, make_family, make_photo, make_photos
+from training import fit
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fit")
+    return {"family": make_family(tmp / "family"), "photos": make_photos(tmp / "photos"),
+            "painting": make_photo(tmp / "my_painting.png", (80, 64), shift=90), "tmp": tmp}
+
+
+def start(setup, name, image_steps, **kwargs):
+    return fit.FitJob.start(setup["painting"], out=setup["tmp"] / name, image_steps=image_steps, title="My Painting",
+                            photos=setup["photos"], family=setup["family"], **kwargs)
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_fit_previews_then_exports_under_the_family_recipe(setup):
+    job = start(setup, "full", image_steps=120)
+    export = job.wait_result(timeout=120)
+    assert (export / WEIGHTS_FILE).is_file() and job.preview_dir() is not None
+    now = job.progress()
+    assert (now.images, now.total) == (120, 120) and now.seconds_left == 0
+    recipe = json.loads((export / INFO_FILE).read_text())["recipe"]
+    assert {k: recipe[k] for k in ("crop", "style_weight", "style_size", "loss_arch")} == \
+        {k: FIT_RECIPE[k] for k in ("crop", "style_weight", "style_size", "loss_arch")}
+    assert recipe["from_network"].endswith("family")  # paths are shortened in a published recipe
+    style = load_style(str(export), device="cpu")
+    assert style.title == "My Painting"
+
+
+def test_finish_early_exports_the_network_as_it_is(setup):
+    job = start(setup, "early", image_steps=100_000)
+    assert not job.finish_early() or job.progress().images  # before training starts there is nothing to finish
+    wait_for(lambda: job.progress().images > 0)
+    assert job.finish_early()
+    export = job.wait_result(timeout=60)
+    metrics = json.loads((export / INFO_FILE).read_text())["metrics"]
+    assert 0 < metrics["images_seen"] < 100_000
+
+
+def test_cancel_stops_at_once_and_leaves_nothing(setup):
+    job = start(setup, "cancelled", image_steps=100_000)
+    wait_for(lambda: job.progress().images > 0)
+    job.cancel()
+    assert not job.running and not (setup["tmp"] / "cancelled").exists()
+
+
+def test_a_fit_that_fails_reports_the_trainers_sentence(setup, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    job = fit.FitJob.start(broken, out=tmp_path / "run", image_steps=40, title="Broken", photos=setup["photos"],
+                           family=setup["family"])
+    with pytest.raises(fit.FitError, match="broken.png"):
+        job.wait_result(timeout=60)
+    with pytest.raises(fit.FitError, match="no gallery family"):
+        fit.FitJob.start(setup["painting"], out=tmp_path / "run2", title="X", photos=setup["photos"],
+                         family=tmp_path / "nothing")
+
+
+def test_training_photos_from_a_folder_or_a_hub_dataset(setup, hub, monkeypatch):
+    monkeypatch.setenv(fit.PHOTOS_ENV, str(setup["photos"]))
+    assert fit.training_photos() == setup["photos"]
+    hub.create_repo("someone/photos", "dataset")
+    hub.commit("someone/photos", {"a.png": (setup["photos"] / "photo_00.png").read_bytes()}, repo_type="dataset")
+    monkeypatch.setenv(fit.PHOTOS_ENV, "someone/photos")
+    assert (fit.training_photos() / "a.png").is_file()
+    monkeypatch.setenv(fit.PHOTOS_ENV, "someone/missing")
+    with pytest.raises(fit.FitError, match="someone/missing"):
+        fit.training_photos()
+
+
+def test_repo_name_is_checked_then_the_fit_is_published(setup, hub):
+    token = "hf_local_test_token"
+    with pytest.raises(HubError, match="Type a name"):
+        fit.check_repo(" ", token)
+    with pytest.raises(HubError, match="Sign in"):
+        fit.check_repo("my-style", None)
+    with pytest.raises(HubError, match="not a valid repo name"):
+        fit.check_repo("bad name!", token)
+    hub.create_repo(f"{hub.username}/taken")
+    with pytest.raises(HubError, match="already exists"):
+        fit.check_repo("taken", token)
+    repo_id = fit.check_repo("my-style", token)
+    assert repo_id == f"{hub.username}/my-style"
+
+    run = setup["tmp"] / "full"  # the finished fit of the first test
+    if not (run / "export-fp16" / WEIGHTS_FILE).is_file():
+        start(setup, "full", image_steps=40).wait_result(timeout=120)
+    url = fit.publish(run, repo_id, token)
+    assert url.endswith(repo_id)
+    assert load_style(repo_id, device="cpu").title == "My Painting"
+
+
+def test_a_failed_publish_keeps_the_style(setup, monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.hub_server import HubServer
+
+    run = setup["tmp"] / "full"
+    if not (run / "export-fp16" / WEIGHTS_FILE).is_file():
+        start(setup, "full", image_steps=40).wait_result(timeout=120)
+    dead = HubServer().start()
+    dead.stop()  # a server that was there and is gone: connection refused
+    monkeypatch.setattr(constants, "ENDPOINT", dead.url)
+    with pytest.raises(HubError, match="your style is kept"):
+        fit.publish(run, "someone/x", "hf_local_test_token")
+    assert (run / "export-fp16" / WEIGHTS_FILE).is_file()

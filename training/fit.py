@@ -1,0 +1,211 @@
+"""Fit a visitor's painting from the gallery's family network, in a child process the app watches, and publish it.
+
+    job = FitJob.start("my_painting.png", out="fits/abc", image_steps=2000, title="My Painting")
+    job.progress()        # images done / total, images per second, seconds left (from history.csv)
+    job.preview_dir()     # the network as it is now (RUN/preview), or None before the first one
+    job.finish_early()    # "that looks right": export at the step reached (SIGUSR1 to the trainer)
+    job.cancel()          # kill it at once and delete its folder
+    job.wait_result()     # the exported style folder (RUN/export-fp16), or FitError with the trainer's sentence
+    publish(job.out, "my-style", token)  # the same push as `python -m training ... --push-to-hub`
+
+Why a child process (`python -m training --from <family>`): cancelling must free the CPU at once (a thread
+cannot be killed), a crash must not take the Space down, and a niced process lets visitors' paintings go first.
+The loss settings (crop, style weight and size, loss network) are the family's own, from its recipe: the new
+painting's scale and shift are learned under the balance the shared convolutions were trained for.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from fastnst.errors import FastNSTError, HubError
+from fastnst.formats import WEIGHTS_FILE, has_network
+from fastnst.styles import STYLES_DIR, load_style
+
+from .publish import EXPORT_FP16_DIR, PREVIEW_DIR, hub_reason, push_run
+from .trainer import HISTORY
+
+# Defaults, in one place.
+FAMILY = STYLES_DIR / "family"        # the gallery family every fit starts from
+PHOTOS_REPO = "fastnst/fit-photos"    # Hub dataset of CC0 photos a Space trains on (cached after first use)
+PHOTOS_ENV = "FASTNST_FIT_PHOTOS"     # a local folder of photos instead (or another dataset id)
+FIT_IMAGES = 2_000                    # default budget in image-steps: the first 1,000 fit only scale/shift
+PREVIEW_EVERY = 20                    # steps between preview networks (80 images: a few seconds on 2 cores)
+LOG_EVERY = 5                         # steps between progress rows
+NICENESS = 10                         # visitors' paintings come first
+RECIPE_FLAGS = {"crop": "--crop", "batch_size": "--batch-size", "style_size": "--style-size",
+                "loss_arch": "--loss-arch", "content_weight": "--content-weight",
+                "style_weight": "--style-weight", "lr": "--lr"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOG_FILE = "fit.log"
+
+
+class FitError(FastNSTError, RuntimeError):
+    """A fit cannot start, or stopped without a network."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    images: int          # image-steps done (0 while the photos are being prepared)
+    total: int
+    images_per_s: float | None
+    seconds_left: float | None
+
+    def describe(self) -> str:
+        if not self.images:
+            return "Preparing the training photos…"
+        left = f", about {_duration(self.seconds_left)} left" if self.seconds_left is not None else ""
+        return f"Trained on {self.images:,} of {self.total:,} images{left}."
+
+
+def training_photos() -> Path:
+    """The photos a fit trains on: $FASTNST_FIT_PHOTOS when it is a folder, else that Hub dataset (or PHOTOS_REPO),
+    downloaded once into the Hugging Face cache."""
+    source = os.environ.get(PHOTOS_ENV) or PHOTOS_REPO
+    if Path(source).expanduser().is_dir():
+        return Path(source).expanduser()
+    try:
+        return Path(snapshot_download(source, repo_type="dataset"))
+    except Exception as err:  # offline, no such dataset, Hub down
+        raise FitError(f"The training photos (Hub dataset {source}) are not available ({hub_reason(err, None)}); "
+                       f"set {PHOTOS_ENV} to a folder of photos.") from err
+
+
+def family_recipe(family=FAMILY) -> dict:
+    """The family's training recipe (its fastnst.json); {} when it has none (the trainer's defaults apply)."""
+    if not has_network(family):
+        raise FitError("This machine has no gallery family network to start from, so new styles cannot be fitted.")
+    return load_style(str(family), device="cpu").recipe or {}
+
+
+def train_command(painting: Path, out: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> list:
+    """`python -m training ...` for one painting from the family, under the family's own loss settings."""
+    recipe = family_recipe(family)
+    args = [sys.executable, "-m", "training", "--style", str(painting), "--from", str(family), "--data", str(photos),
+            "--out", str(out), "--image-steps", str(image_steps), "--title", title, "--no-progress",
+            "--log-every", str(LOG_EVERY), "--preview-every", str(PREVIEW_EVERY),
+            "--sample-every", str(10**9), "--checkpoint-every", str(10**9)]  # a fit is short: no mid-run copies
+    for key, flag in RECIPE_FLAGS.items():
+        if recipe.get(key) is not None:
+            args += [flag, str(recipe[key])]
+    weights = recipe.get("loss_weights")  # the family's loss network file, unless $FASTNST_VGG_WEIGHTS says
+    if weights and not os.environ.get("FASTNST_VGG_WEIGHTS") and (weights == "random" or Path(weights).is_file()):
+        args += ["--loss-weights", weights]
+    return args
+
+
+class FitJob:
+    """One fit: a niced `python -m training` in its own process group, writing into `out`."""
+
+    def __init__(self, process: subprocess.Popen, out: Path, total: int):
+        self.process, self.out, self.total = process, out, total
+
+    @classmethod
+    def start(cls, painting, *, out, image_steps: int = FIT_IMAGES, title: str, photos=None, family=FAMILY):
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        command = train_command(Path(painting), out, photos=Path(photos or training_photos()),
+                                image_steps=image_steps, title=title, family=family)
+        with open(out / LOG_FILE, "wb") as log:
+            process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
+        return cls(process, out, image_steps)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def progress(self) -> Progress:
+        rows = _rows(self.out / HISTORY)
+        if not rows:
+            return Progress(0, self.total, None, None)
+        last = rows[-1]
+        images, speed = int(last["images"]), float(last["images_per_s"] or 0) or None
+        return Progress(images, self.total, speed, (self.total - images) / speed if speed else None)
+
+    def preview_dir(self) -> Path | None:
+        folder = self.out / PREVIEW_DIR
+        return folder if has_network(folder) else None
+
+    def finish_early(self) -> bool:
+        """Ask the trainer to export the network as it is now; False when training has not started yet."""
+        if not self.running or not self.progress().images:
+            return False
+        os.kill(self.process.pid, signal.SIGUSR1)
+        return True
+
+    def cancel(self) -> None:
+        """Stop at once (the whole process group) and delete everything the fit wrote."""
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        shutil.rmtree(self.out, ignore_errors=True)
+
+    def wait_result(self, timeout: float | None = None) -> Path:
+        """The exported style folder once the trainer has finished; FitError with its own sentence otherwise."""
+        self.process.wait(timeout)
+        export = self.out / EXPORT_FP16_DIR
+        if self.process.returncode == 0 and (export / WEIGHTS_FILE).is_file():
+            return export
+        raise FitError(self.failure())
+
+    def failure(self) -> str:
+        lines = (self.out / LOG_FILE).read_text(errors="replace").splitlines() if (self.out / LOG_FILE).exists() else []
+        said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+        return said[-1] if said else f"The fit stopped unexpectedly (exit code {self.process.returncode})."
+
+
+def check_repo(name: str, token: str | None) -> str:
+    """The full repo id a style will be published to, checked before any work: a valid name, a token the Hub
+    accepts, and no repo of that name yet. `name` may omit the user ("my-style" → "<you>/my-style")."""
+    name = (name or "").strip()
+    if not name:
+        raise HubError("Type a name for the new Hub repo, e.g. my-painting-style.")
+    if not token:
+        raise HubError("Sign in with Hugging Face (or paste a write token) to publish.")
+    api = HfApi(token=token)
+    try:
+        repo_id = name if "/" in name else f"{api.whoami()['name']}/{name}"
+        validate_repo_id(repo_id)
+        taken = api.repo_exists(repo_id)
+    except HFValidationError:
+        raise HubError(f"{name!r} is not a valid repo name: use letters, digits, '-', '_' and '.'.") from None
+    except Exception as err:
+        raise HubError(f"Could not check the repo name ({hub_reason(err, token)}).") from err
+    if taken:
+        raise HubError(f"{repo_id} already exists on the Hub; pick another name.")
+    return repo_id
+
+
+def publish(run_dir, repo_id: str, token: str) -> str:
+    """Push a finished fit (the same export `python -m training --push-to-hub` pushes); returns the repo URL.
+    On failure nothing local changes, so the same call can simply be retried."""
+    try:
+        push_run(run_dir, repo_id, token=token)
+    except HubError as err:
+        reason = hub_reason(err.__cause__, token) if err.__cause__ else str(err)
+        raise HubError(f"Could not publish to {repo_id} ({reason}); your style is kept, so try again.") from err
+    return f"{HfApi(token=token).endpoint}/{repo_id}"
+
+
+def _rows(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
