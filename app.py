@@ -17,6 +17,7 @@
   and adds the result to the visitor's gallery; `/fit_style` is the same as an API, `/publish_style` pushes it to
   the Hub under the visitor's account (Hugging Face login on a Space, a token field elsewhere).
 """
+import atexit
 import base64
 import logging
 import os
@@ -319,6 +320,13 @@ def cancel_fit(request: gr.Request):
     if job is not None:
         job.cancel()
     return "Cancelled.", None
+
+
+@atexit.register
+def cancel_all_fits():
+    """Fits run in their own process groups: stop them with the app (Ctrl-C, or the end of the process)."""
+    for job in list(FITS.values()):
+        job.cancel()
 
 
 def add_fitted_style(folder, tiles, names):

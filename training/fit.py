@@ -30,6 +30,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from fastnst.errors import FastNSTError, HubError
 from fastnst.formats import WEIGHTS_FILE, has_network
 from fastnst.styles import STYLES_DIR, load_style
+from fastnst.vgg import WEIGHTS_ENV
 
 from .publish import EXPORT_FP16_DIR, PREVIEW_DIR, hub_reason, push_run
 from .trainer import HISTORY
@@ -97,10 +98,17 @@ def train_command(painting: Path, out: Path, *, photos: Path, image_steps: int, 
     for key, flag in RECIPE_FLAGS.items():
         if recipe.get(key) is not None:
             args += [flag, str(recipe[key])]
-    weights = recipe.get("loss_weights")  # the family's loss network file, unless $FASTNST_VGG_WEIGHTS says
-    if weights and not os.environ.get("FASTNST_VGG_WEIGHTS") and (weights == "random" or Path(weights).is_file()):
-        args += ["--loss-weights", weights]
-    return args
+    return args + ["--loss-weights", loss_network(recipe)]
+
+
+def loss_network(recipe: dict) -> str:
+    """The loss network the family was trained with: $FASTNST_VGG_WEIGHTS, else the recipe's file (paths are
+    relative to the repository). Another VGG would need another style weight, so none is guessed."""
+    weights = os.environ.get(WEIGHTS_ENV) or recipe.get("loss_weights") or "imagenet"
+    if weights in ("imagenet", "random") or (REPO_ROOT / weights).is_file():
+        return weights
+    raise FitError(f"The loss network the gallery family was trained with ({Path(weights).name}) is not on this "
+                   f"machine; set {WEIGHTS_ENV} to that file.")
 
 
 class FitJob:
@@ -145,8 +153,10 @@ class FitJob:
 
     def cancel(self) -> None:
         """Stop at once (the whole process group) and delete everything the fit wrote."""
-        if self.running:
+        try:
             os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had already finished
+            pass
         self.process.wait()
         shutil.rmtree(self.out, ignore_errors=True)
 
