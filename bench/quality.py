@@ -50,7 +50,7 @@ from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFo
 from fastnst.formats import PAINTING_FILE, STYLE_IMAGE  # noqa: E402
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
 from fastnst.inference import BLEND, stylize_tensor, tile_boxes, tiled_forward  # noqa: E402
-from fastnst.losses import PerceptualLoss  # noqa: E402
+from fastnst.losses import PerceptualLoss, default_weights  # noqa: E402
 from fastnst.styles import gallery, load_style  # noqa: E402
 from fastnst.vgg import VGGFeatures  # noqa: E402
 from training.trainer import (  # noqa: E402
@@ -167,9 +167,10 @@ def build_loss(recipe: dict, weights, painting: Path, device) -> PerceptualLoss:
     key = (arch, layers, weights)
     if key not in _vggs:
         _vggs[key] = VGGFeatures(arch, layers=layers, weights=weights).to(device)
+    content_weight, style_weight = default_weights(_vggs[key])  # as the trainer, when the recipe has none
     loss = PerceptualLoss(vgg=_vggs[key], content_layers=content_layers, style_layers=style_layers,
-                          content_weight=get("content_weight"), style_weight=get("style_weight"),
-                          tv_weight=get("tv_weight")).to(device)
+                          content_weight=recipe.get("content_weight") or content_weight,
+                          style_weight=recipe.get("style_weight") or style_weight, tv_weight=get("tv_weight")).to(device)
     loss.set_style(load_painting(painting, get("style_size")).to(device))
     return loss
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import make_style_dir
@@ -60,6 +61,11 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
     assert row["ratio"] == row["net"]["total"] / g5 > 0
     assert 0 <= row["seam_mad"] < 0.5  # one tile at 48 px: tiled equals untiled up to rounding
     assert result["summary"]["Tiny Style"]["rows"] == 1 and not result["errors"]
+    # texture gate: the output's style loss over the photo's own (iteration 0 is the photo)
+    assert row["texture"] == pytest.approx(row["net"]["style"] / row["gatys"]["0"]["style"])
+    summary = result["summary"]["Tiny Style"]
+    assert summary["texture_median"] == row["texture"]
+    assert summary["texture_passes"] == (row["texture"] <= bench.TEXTURE_GATE)
 
     with Image.open(sheet) as img:
         assert img.size == (2 * bench.CELL, bench.HEADER + bench.CELL)
@@ -72,3 +78,23 @@ def test_missing_recipe_is_reported_not_guessed(tmp_path, capsys):
                         "--loss-weights", "random", "--device", "cpu", "--threads", "1"])
     assert rc == 1
     assert "no training recipe" in capsys.readouterr().out
+
+
+def test_texture_gate_alone_skips_the_optimisation(tmp_path, capsys):
+    import torch
+
+    torch.manual_seed(0)
+    style = make_style_dir(tmp_path / "tiny-style", title="Tiny Style")
+    meta = json.loads((style / "style.json").read_text())
+    meta["networks"] = {"full": {"recipe": {"style_size": 64, "loss_arch": "vgg16", "style_image": "painting.png"}}}
+    (style / "style.json").write_text(json.dumps(meta))
+    _picture(tmp_path / "paintings" / "painting.png", 80, 64, seed=1)
+    photo = _picture(tmp_path / "photos" / "photo.png", 60, 40, seed=2)
+    out_json = tmp_path / "q.json"
+    rc = _bench().main(["--styles", str(style), "--photos", str(photo), "--sizes", "48", "--iters", "0",
+                        "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device", "cpu",
+                        "--threads", "1", "--json", str(out_json)])
+    assert rc == 0
+    assert "texture" in capsys.readouterr().out
+    (row,) = json.loads(out_json.read_text())["rows"]
+    assert list(row["gatys"]) == ["0"] and row["ratio"] is None and row["texture"] > 0
