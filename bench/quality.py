@@ -17,10 +17,10 @@ At the largest size it also reports the tiling seam error: the mean absolute dif
 between `tiled_forward(net, x, --tile)` and the untiled output.
 
 Choices, and why:
-- The loss is rebuilt from the style's recipe (in style.json, per network variant, else `recipe` in the fastnst.json that
-  `python -m training` exports): the trainer's layer table and VGGFeatures/PerceptualLoss construction, the
-  painting loaded by the trainer's own loader at `style_size`. Missing recipe → the style is skipped, never
-  guessed. Losses are computed in fp32 (the trainer's bf16 autocast on a GPU is a speed device, not the loss).
+- The loss is rebuilt from the style's recipe (in style.json, per network variant, else `recipe` in the
+  fastnst.json that `python -m training` exports): the trainer's layer table and VGGFeatures/PerceptualLoss
+  construction, the painting loaded by the trainer's own loader at `style_size`. Missing recipe → the style is
+  skipped, never guessed. Losses are computed in fp32 (the trainer's bf16 autocast on a GPU is a speed device, not the loss).
 - Photos are resized (Lanczos, up or down) so their LONGER side equals the size: the size then bounds the
   pixel count, like the app's max side. Content targets come from that resized photo.
 - The network's output is what users get (clamped to [0, 1], `--mode fp32` eager by default so CPU and GPU
@@ -47,11 +47,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from fastnst import pick_device  # noqa: E402
 from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError  # noqa: E402
-from fastnst.formats import PAINTING_FILE, STYLE_IMAGE  # noqa: E402
+from fastnst.formats import (  # noqa: E402
+    METADATA_FILE,
+    PAINTING_FILE,
+    STYLE_IMAGE,
+    gallery_record,
+    read_metadata,
+    set_gallery_record,
+    write_metadata,
+)
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
 from fastnst.inference import BLEND, stylize_tensor, tile_boxes, tiled_forward  # noqa: E402
 from fastnst.losses import PerceptualLoss, default_weights  # noqa: E402
-from fastnst.styles import gallery, load_style  # noqa: E402
+from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
 from fastnst.vgg import VGGFeatures  # noqa: E402
 from training.trainer import (  # noqa: E402
     LOSS_LAYERS,
@@ -170,7 +178,8 @@ def build_loss(recipe: dict, weights, painting: Path, device) -> PerceptualLoss:
     content_weight, style_weight = default_weights(_vggs[key])  # as the trainer, when the recipe has none
     loss = PerceptualLoss(vgg=_vggs[key], content_layers=content_layers, style_layers=style_layers,
                           content_weight=recipe.get("content_weight") or content_weight,
-                          style_weight=recipe.get("style_weight") or style_weight, tv_weight=get("tv_weight")).to(device)
+                          style_weight=recipe.get("style_weight") or style_weight,
+                          tv_weight=get("tv_weight")).to(device)
     loss.set_style(load_painting(painting, get("style_size")).to(device))
     return loss
 
@@ -329,6 +338,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, metavar="OUT", help="save every number here")
     p.add_argument("--contact-sheet", default=None, metavar="OUT.png", help="photos × styles grid of our outputs")
+    p.add_argument("--record", action="store_true", help="write each gallery style's numbers into its style.json")
     return p.parse_args(argv)
 
 
@@ -378,8 +388,9 @@ def run(args) -> dict:
                     seam = seam_error(style.network, x, args.tile, untiled)
                 if size == sheet_size:
                     sheet_outputs[photo_name, label] = tensor_to_image(y[0].cpu())
-                rows.append({"style": label, "photo": photo_name, "size": size, "width": x.shape[-1],
-                             "height": x.shape[-2], "net": net, "net_seconds": round(net_seconds, 3),
+                rows.append({"style": label, "variant": style.variant, "photo": photo_name, "size": size,
+                             "width": x.shape[-1], "height": x.shape[-2], "net": net,
+                             "net_seconds": round(net_seconds, 3),
                              "gatys": {str(k): v for k, v in g.items()},
                              "ratio": _ratio(net["total"], g[iters[-1]]["total"]) if iters[-1] else None,
                              "texture": _ratio(net["style"], g[0]["style"]),
@@ -393,6 +404,34 @@ def run(args) -> dict:
         contact_sheet(resized, sheet_outputs, titles, Path(args.contact_sheet))
         log(f"contact sheet: {args.contact_sheet}")
     return result
+
+
+def record_in_gallery(result: dict) -> list[str]:
+    """Each gallery style's numbers into its style.json, under networks.<variant>.quality: the texture median
+    and, per size, the geometric-mean ratio to Gatys (merged with sizes measured by earlier runs)."""
+    recorded = []
+    for label in result["summary"]:
+        folder = STYLES_DIR / label
+        if not (folder / METADATA_FILE).is_file():
+            continue  # a folder or Hub style: nothing of ours to write into
+        rows = [r for r in result["rows"] if r["style"] == label]
+        meta = read_metadata(folder)
+        variant = rows[0].get("variant") or next(iter(meta.get("networks") or {}), "full")
+        record = gallery_record(meta, variant)
+        quality = record.setdefault("quality", {})
+        quality.update(photos=sorted({r["photo"] for r in rows}), texture_gate=TEXTURE_GATE, goal_ratio=GOAL_RATIO)
+        for size in sorted({r["size"] for r in rows}):
+            at = [r for r in rows if r["size"] == size]
+            quality.setdefault("texture_median", {})[str(size)] = round(statistics.median(r["texture"] for r in at), 4)
+            ratios = [r["ratio"] for r in at if r["ratio"] is not None]
+            if ratios:
+                iters = result["config"]["iters"][-1]
+                quality.setdefault(f"ratio_to_gatys{iters}", {})[str(size)] = round(
+                    math.exp(statistics.fmean(math.log(x) for x in ratios)), 3)
+        set_gallery_record(meta, variant, record)
+        write_metadata(folder, meta)
+        recorded.append(label)
+    return recorded
 
 
 def main(argv=None) -> int:
@@ -411,6 +450,8 @@ def main(argv=None) -> int:
     print_summary(result["summary"], iters[-1])
     for e in result["errors"]:
         print(f"skipped {e['style']}: {e['error']}")
+    if args.record:
+        log(f"recorded in style.json: {', '.join(record_in_gallery(result)) or 'no gallery styles'}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -71,8 +71,8 @@ def main(argv=None) -> int:
             series(client, 2, args.style, args.max_side)  # warm-up: loading, first-call allocations
             quiet = series(client, args.requests, args.style, args.max_side)
             fitting = client.submit(handle_file(str(PAINTING)), None, "Bench", 8000, "", "", api_name="/fit_style")
-            while not list((Path(tmp) / "fits").glob("*/history.csv")):  # wait until it really trains
-                time.sleep(0.5)
+            while not any(len(f.read_text().splitlines()) > 1 for f in (Path(tmp) / "fits").glob("*/history.csv")):
+                time.sleep(0.5)  # until it really trains (past loading the photos and the loss network)
             busy = series(client, args.requests, args.style, args.max_side)
             status = fitting.status()
             fitting.cancel()
