@@ -20,7 +20,8 @@ Choices, and why:
 - The loss is rebuilt from the style's recipe (in style.json, per network variant, else `recipe` in the
   fastnst.json that `python -m training` exports): the trainer's layer table and VGGFeatures/PerceptualLoss
   construction, the painting loaded by the trainer's own loader at `style_size`. Missing recipe → the style is
-  skipped, never guessed. Losses are computed in fp32 (the trainer's bf16 autocast on a GPU is a speed device, not the loss).
+  skipped, never guessed. Losses are computed in fp32 (the trainer's bf16 autocast is a speed device, not the
+  loss).
 - Photos are resized (Lanczos, up or down) so their LONGER side equals the size: the size then bounds the
   pixel count, like the app's max side. Content targets come from that resized photo.
 - The network's output is what users get (clamped to [0, 1], `--mode fp32` eager by default so CPU and GPU
