@@ -86,6 +86,13 @@ def test_training_photos_from_a_folder_or_a_hub_dataset(setup, hub, monkeypatch)
     monkeypatch.setenv(fit.PHOTOS_ENV, "someone/missing")
     with pytest.raises(fit.FitError, match="someone/missing"):
         fit.training_photos()
+    # the Space's own dataset missing (not published, or offline): a development machine's photos, else the sentence
+    monkeypatch.delenv(fit.PHOTOS_ENV)
+    monkeypatch.setattr(fit, "DEV_PHOTOS", setup["photos"])
+    assert fit.training_photos() == setup["photos"]
+    monkeypatch.setattr(fit, "DEV_PHOTOS", setup["tmp"] / "absent")
+    with pytest.raises(fit.FitError, match=fit.PHOTOS_REPO):
+        fit.training_photos()
 
 
 def test_repo_name_is_checked_then_the_fit_is_published(setup, hub):

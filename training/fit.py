@@ -39,6 +39,8 @@ from .trainer import HISTORY
 FAMILY = STYLES_DIR / "family"        # the gallery family every fit starts from
 PHOTOS_REPO = "fastnst/fit-photos"    # Hub dataset of CC0 photos a Space trains on (cached after first use)
 PHOTOS_ENV = "FASTNST_FIT_PHOTOS"     # a local folder of photos instead (or another dataset id)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "content"  # the project's own training photos, where present
 FIT_IMAGES = 2_000                    # default budget in image-steps: the first 1,000 fit only scale/shift
 PREVIEW_EVERY = 20                    # steps between preview networks (80 images: a few seconds on 2 cores)
 LOG_EVERY = 5                         # steps between progress rows
@@ -46,7 +48,6 @@ NICENESS = 10                         # visitors' paintings come first
 RECIPE_FLAGS = {"crop": "--crop", "batch_size": "--batch-size", "style_size": "--style-size",
                 "loss_arch": "--loss-arch", "content_weight": "--content-weight",
                 "style_weight": "--style-weight", "lr": "--lr"}
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_FILE = "fit.log"
 
 
@@ -70,13 +71,16 @@ class Progress:
 
 def training_photos() -> Path:
     """The photos a fit trains on: $FASTNST_FIT_PHOTOS when it is a folder, else that Hub dataset (or PHOTOS_REPO),
-    downloaded once into the Hugging Face cache."""
+    downloaded once into the Hugging Face cache; failing that, the project's development photos next to the
+    repository (DEV_PHOTOS), when this is a development machine."""
     source = os.environ.get(PHOTOS_ENV) or PHOTOS_REPO
     if Path(source).expanduser().is_dir():
         return Path(source).expanduser()
     try:
         return Path(snapshot_download(source, repo_type="dataset"))
     except Exception as err:  # offline, no such dataset, Hub down
+        if source == PHOTOS_REPO and DEV_PHOTOS.is_dir():
+            return DEV_PHOTOS
         raise FitError(f"The training photos (Hub dataset {source}) are not available ({hub_reason(err, None)}); "
                        f"set {PHOTOS_ENV} to a folder of photos.") from err
 
