@@ -80,7 +80,7 @@ GOAL_RATIO = 1.0
 TEXTURE_GATE = 0.35         # output's style loss / the photo's, median over photos: above it, a tint
 LR = {"lbfgs": 1.0, "adam": 0.05}  # adam's step is in z (sigmoid) space
 EPS = 0.5 / 255
-CELL, HEADER = 256, 28      # contact sheet: cell size and header row height in pixels
+CELL, HEADER = 256, 28      # contact sheet: default cell size (--cell) and header row height in pixels
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -339,6 +339,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, metavar="OUT", help="save every number here")
     p.add_argument("--contact-sheet", default=None, metavar="OUT.png", help="photos × styles grid of our outputs")
+    p.add_argument("--cell", type=int, default=CELL, help="contact sheet cell size in pixels")
     p.add_argument("--record", action="store_true", help="write each gallery style's numbers into its style.json")
     return p.parse_args(argv)
 
@@ -402,15 +403,15 @@ def run(args) -> dict:
               "rows": rows, "summary": summarise(rows), "errors": errors}
     if args.contact_sheet:
         resized = {k: resize_long_side(v, sheet_size) for k, v in photos.items()}
-        contact_sheet(resized, sheet_outputs, titles, Path(args.contact_sheet))
+        contact_sheet(resized, sheet_outputs, titles, Path(args.contact_sheet), cell=args.cell)
         log(f"contact sheet: {args.contact_sheet}")
     return result
 
 
 def record_in_gallery(result: dict) -> list[str]:
-    """Each gallery style's numbers into its style.json, under networks.<variant>.quality: the texture median
-    and, per size, the geometric-mean ratio to Gatys (merged with sizes measured by earlier runs)."""
-    recorded = []
+    """Each gallery style's numbers into its style.json, under networks.<variant>.quality.<size>: the photos, the
+    texture median and the geometric-mean ratio to Gatys (sizes measured by earlier runs are kept)."""
+    recorded, iters = [], result["config"]["iters"][-1]
     for label in result["summary"]:
         folder = STYLES_DIR / label
         if not (folder / METADATA_FILE).is_file():
@@ -419,15 +420,14 @@ def record_in_gallery(result: dict) -> list[str]:
         meta = read_metadata(folder)
         variant = rows[0].get("variant") or next(iter(meta.get("networks") or {}), "full")
         record = gallery_record(meta, variant)
-        quality = record.setdefault("quality", {})
-        quality.update(photos=sorted({r["photo"] for r in rows}), texture_gate=TEXTURE_GATE, goal_ratio=GOAL_RATIO)
+        quality = record.setdefault("quality", {"texture_gate": TEXTURE_GATE, "goal_ratio": GOAL_RATIO})
         for size in sorted({r["size"] for r in rows}):
             at = [r for r in rows if r["size"] == size]
-            quality.setdefault("texture_median", {})[str(size)] = round(statistics.median(r["texture"] for r in at), 4)
             ratios = [r["ratio"] for r in at if r["ratio"] is not None]
+            quality[f"{size}px"] = {"photos": sorted(r["photo"] for r in at),
+                                    "texture_median": round(statistics.median(r["texture"] for r in at), 4)}
             if ratios:
-                iters = result["config"]["iters"][-1]
-                quality.setdefault(f"ratio_to_gatys{iters}", {})[str(size)] = round(
+                quality[f"{size}px"][f"ratio_to_gatys{iters}"] = round(
                     math.exp(statistics.fmean(math.log(x) for x in ratios)), 3)
         set_gallery_record(meta, variant, record)
         write_metadata(folder, meta)

@@ -89,6 +89,10 @@ def test_fit_bad_input_gets_one_sentence(app):
     with pytest.raises(Exception) as info:
         app.client.predict(handle_file(str(bad)), None, "", 200, "", "", api_name="/fit_style")
     assert expected_sentence(load_image, bad.read_bytes()) in str(info.value)
+    huge = app.tmp / "huge-painting.png"
+    Image.new("1", (8000, 8000)).save(huge)
+    with pytest.raises(Exception, match="64 MP"):
+        app.client.predict(handle_file(str(huge)), None, "", 200, "", "", api_name="/fit_style")
     with pytest.raises(Exception, match="only styles fitted here can be published"):
         app.client.predict(str(app.styles / "test-style"), "x", "", api_name="/publish_style")
     with pytest.raises(Exception, match="Sign in"):

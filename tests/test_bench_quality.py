@@ -98,3 +98,18 @@ def test_texture_gate_alone_skips_the_optimisation(tmp_path, capsys):
     assert "texture" in capsys.readouterr().out
     (row,) = json.loads(out_json.read_text())["rows"]
     assert list(row["gatys"]) == ["0"] and row["ratio"] is None and row["texture"] > 0
+
+
+def test_record_writes_each_gallery_styles_numbers_into_its_style_json(tmp_path, monkeypatch):
+    bench = _bench()
+    style = make_style_dir(tmp_path / "styles" / "tiny")
+    monkeypatch.setattr(bench, "STYLES_DIR", tmp_path / "styles")
+    rows = [{"style": "tiny", "variant": "light", "photo": f"p{i}.jpg", "size": 256, "texture": t, "ratio": r}
+            for i, (t, r) in enumerate([(0.1, 2.0), (0.3, 8.0), (0.2, 4.0)])]
+    rows.append({"style": "elsewhere", "variant": "full", "photo": "p.jpg", "size": 256, "texture": 1, "ratio": 1})
+    result = {"rows": rows, "summary": {"tiny": {}, "elsewhere": {}}, "config": {"iters": [100]}}
+    assert bench.record_in_gallery(result) == ["tiny"]  # a style outside the gallery is not written anywhere
+    quality = json.loads((style / "style.json").read_text())["networks"]["light"]["quality"]
+    assert quality["256px"] == {"photos": ["p0.jpg", "p1.jpg", "p2.jpg"], "texture_median": 0.2,
+                                "ratio_to_gatys100": 4.0}
+    assert quality["texture_gate"] == bench.TEXTURE_GATE
