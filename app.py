@@ -249,6 +249,7 @@ def fit_style(painting, photo, title="", image_steps=fit.FIT_IMAGES, repo_name="
         repo_name: if given, checked now (valid, not taken) so that publishing later cannot fail on it.
         token: a Hugging Face write token (on a Space, sign in instead).
     """
+    budget = fit_budget(image_steps)
     if repo_name and repo_name.strip():
         checked(fit.check_repo, repo_name, oauth_token.token if oauth_token else (token or "").strip())
     session = request.session_hash if request else uuid.uuid4().hex
@@ -257,7 +258,7 @@ def fit_style(painting, photo, title="", image_steps=fit.FIT_IMAGES, repo_name="
     out = FITS_DIR / uuid.uuid4().hex[:12]
     title = (title or "").strip() or readable_title(painting_name(painting))
     source = checked(save_painting, painting, out / f"{slug_of(title)}.png")
-    job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=int(image_steps), title=title)
+    job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=budget, title=title)
     try:
         shown = None
         while job.running:
@@ -268,6 +269,8 @@ def fit_style(painting, photo, title="", image_steps=fit.FIT_IMAGES, repo_name="
                 shown = preview_of(photo, str(preview))
             yield now.describe(), shown, ""
             time.sleep(PREVIEW_EVERY_S)
+        if job.cancelled:
+            return
         export = checked(job.wait_result)
         yield (f"**Done:** “{title}” is in your gallery below. Paint with it, or publish it to the Hub.",
                preview_of(photo, str(export)) if photo is not None else None, str(export))
@@ -283,6 +286,16 @@ def checked(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except FastNSTError as err:
         raise error(err) from err
+
+
+def fit_budget(image_steps) -> int:
+    low, high = FIT_IMAGES_RANGE
+    if isinstance(image_steps, float) and image_steps.is_integer():
+        image_steps = int(image_steps)
+    if not isinstance(image_steps, int) or not low <= image_steps <= high:
+        raise gr.Error(f"image_steps must be a whole number from {low} to {high}, not {image_steps!r}.",
+                       print_exception=False)
+    return image_steps
 
 
 def painting_name(painting) -> str:

@@ -93,6 +93,8 @@ def test_fit_bad_input_gets_one_sentence(app):
     Image.new("1", (8000, 8000)).save(huge)
     with pytest.raises(Exception, match="64 MP"):
         app.client.predict(handle_file(str(huge)), None, "", 200, "", "", api_name="/fit_style")
+    with pytest.raises(Exception, match="image_steps must be a whole number from 200 to 8000"):
+        app.client.predict(handle_file(str(app.photo)), None, "", 10**9, "", "", api_name="/fit_style")
     with pytest.raises(Exception, match="only styles fitted here can be published"):
         app.client.predict(str(app.styles / "test-style"), "x", "", api_name="/publish_style")
     with pytest.raises(Exception, match="Sign in"):

@@ -120,6 +120,7 @@ class FitJob:
 
     def __init__(self, process: subprocess.Popen, out: Path, total: int):
         self.process, self.out, self.total = process, out, total
+        self.cancelled = False
 
     @classmethod
     def start(cls, painting, *, out, image_steps: int = FIT_IMAGES, title: str, photos=None, family=FAMILY):
@@ -157,6 +158,7 @@ class FitJob:
 
     def cancel(self) -> None:
         """Stop at once (the whole process group) and delete everything the fit wrote."""
+        self.cancelled = True
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:  # it had already finished
