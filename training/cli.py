@@ -81,7 +81,7 @@ def train_parser() -> argparse.ArgumentParser:
     rec.add_argument("--style-size", type=int, default=d["style_size"], help="downscale the painting so its "
                      "longer side is at most this (0: use it as is); brush strokes scale with it")
     scale = ("default: by the loss network's activation scale, 1e5 / 1e10 (content / style) for torchvision's "
-             "VGG (pytorch/examples), 1 / 1.5 (VGG16) or 1 / 0.7 (VGG19) for Caffe-converted files")
+             "VGG (pytorch/examples), 1 / 1.5 (VGG16) or 1 / 3 (VGG19) for Caffe-converted files")
     rec.add_argument("--content-weight", type=float, default=None, help=scale)
     rec.add_argument("--style-weight", type=float, default=None, help="see --content-weight")
     rec.add_argument("--tv-weight", type=float, default=d["tv_weight"], help="total-variation smoothing")
