@@ -424,10 +424,11 @@ def record_in_gallery(result: dict) -> list[str]:
         for size in sorted({r["size"] for r in rows}):
             at = [r for r in rows if r["size"] == size]
             ratios = [r["ratio"] for r in at if r["ratio"] is not None]
-            quality[f"{size}px"] = {"photos": sorted(r["photo"] for r in at),
-                                    "texture_median": round(statistics.median(r["texture"] for r in at), 4)}
+            entry = quality.setdefault(f"{size}px", {})  # a texture-only run keeps an earlier ratio
+            entry.update(photos=sorted(r["photo"] for r in at),
+                         texture_median=round(statistics.median(r["texture"] for r in at), 4))
             if ratios:
-                quality[f"{size}px"][f"ratio_to_gatys{iters}"] = round(
+                entry[f"ratio_to_gatys{iters}"] = round(
                     math.exp(statistics.fmean(math.log(x) for x in ratios)), 3)
         set_gallery_record(meta, variant, record)
         write_metadata(folder, meta)
