@@ -157,15 +157,20 @@ def photo_source(image):
         raise InvalidImageError("The uploaded file could not be read; please upload it again.") from err
 
 
+def whole_number(value, low: int, high: int, what: str, where: str = "") -> int:
+    """`value` as an int from `low` to `high` (512.0 counts as 512), else the sentence naming `what`."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not low <= value <= high:
+        raise InvalidOptionError(f"{what} from {low} to {high}{where}, not {value!r}.")
+    return value
+
+
 def output_side(max_side) -> int:
     if max_side in (None, ""):
         return DEFAULT_SIDE
-    if isinstance(max_side, float) and max_side.is_integer():
-        max_side = int(max_side)
-    if not isinstance(max_side, int) or not SMALLEST_SIDE <= max_side <= LARGEST_SIDE:
-        raise InvalidOptionError(f"max_side must be a whole number of pixels from {SMALLEST_SIDE} to "
-                                 f"{LARGEST_SIDE} on this hardware, not {max_side!r}.")
-    return max_side
+    return whole_number(max_side, SMALLEST_SIDE, LARGEST_SIDE, "max_side must be a whole number of pixels",
+                        " on this hardware")
 
 
 @gpu
@@ -249,9 +254,9 @@ def fit_style(painting, photo, title="", image_steps=fit.FIT_IMAGES, repo_name="
         repo_name: if given, checked now (valid, not taken) so that publishing later cannot fail on it.
         token: a Hugging Face write token (on a Space, sign in instead).
     """
-    budget = fit_budget(image_steps)
+    budget = checked(whole_number, image_steps, *FIT_IMAGES_RANGE, "image_steps must be a whole number")
     if repo_name and repo_name.strip():
-        checked(fit.check_repo, repo_name, oauth_token.token if oauth_token else (token or "").strip())
+        checked(fit.check_repo, repo_name, visitor_token(token, oauth_token))
     session = request.session_hash if request else uuid.uuid4().hex
     if FITS.get(session) and FITS[session].running:
         raise gr.Error("A style is already being fitted for you; stop or cancel it first.", print_exception=False)
@@ -288,14 +293,9 @@ def checked(fn, *args, **kwargs):
         raise error(err) from err
 
 
-def fit_budget(image_steps) -> int:
-    low, high = FIT_IMAGES_RANGE
-    if isinstance(image_steps, float) and image_steps.is_integer():
-        image_steps = int(image_steps)
-    if not isinstance(image_steps, int) or not low <= image_steps <= high:
-        raise gr.Error(f"image_steps must be a whole number from {low} to {high}, not {image_steps!r}.",
-                       print_exception=False)
-    return image_steps
+def visitor_token(token: str, oauth_token) -> str:
+    """The Hub token to act with: the signed-in visitor's (on a Space), else the one typed in."""
+    return oauth_token.token if oauth_token else (token or "").strip()
 
 
 def painting_name(painting) -> str:
@@ -364,7 +364,7 @@ def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None 
     folder = Path(style or "").resolve()
     if not style or FITS_DIR.resolve() not in folder.parents:
         raise gr.Error("Fit a style first; only styles fitted here can be published.", print_exception=False)
-    token = oauth_token.token if oauth_token else (token or "").strip()
+    token = visitor_token(token, oauth_token)
     repo_id = checked(fit.check_repo, repo_name, token)
     url = checked(fit.publish, folder.parent, repo_id, token)
     return f"**Published:** [{repo_id}]({url}). Anyone can now load it under “More styles from the Hub”."

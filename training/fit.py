@@ -28,8 +28,8 @@ from huggingface_hub import HfApi, snapshot_download
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from fastnst.errors import FastNSTError, HubError
-from fastnst.formats import WEIGHTS_FILE, has_network
-from fastnst.styles import STYLES_DIR, load_style
+from fastnst.formats import WEIGHTS_FILE, has_network, read_info, read_metadata, recipe_of
+from fastnst.styles import STYLES_DIR
 from fastnst.vgg import WEIGHTS_ENV
 
 from .publish import EXPORT_FP16_DIR, PREVIEW_DIR, hub_reason, push_run
@@ -89,7 +89,7 @@ def family_recipe(family=FAMILY) -> dict:
     """The family's training recipe (its fastnst.json); {} when it has none (the trainer's defaults apply)."""
     if not has_network(family):
         raise FitError("This machine has no gallery family network to start from, so new styles cannot be fitted.")
-    return load_style(str(family), device="cpu").recipe or {}
+    return recipe_of(read_metadata(family), read_info(family), "full") or {}  # no need to load its weights
 
 
 def train_command(painting: Path, out: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> list:

@@ -497,14 +497,14 @@ class Run:
                 stopping = (env.any(stop.received is not None) if at_log else False) if env.world > 1 \
                     else stop.received is not None
                 stopping = stopping or (cfg.stop_at is not None and cfg.stop_at <= step < self.total_steps)
-                if stopping or step % cfg.checkpoint_every == 0 or step == self.total_steps:
+                finishing = stop.finish_early and env.world == 1  # "looks right": finish here, exported
+                if stopping or finishing or step % cfg.checkpoint_every == 0 or step == self.total_steps:
                     self.checkpoint(step)
                 if step % cfg.sample_every == 0 or step == self.total_steps:
                     self.samples(step)
                 if cfg.preview_every and step % cfg.preview_every == 0 and env.main:
                     self.preview()
-                if stop.finish_early and env.world == 1:
-                    self.checkpoint(step)
+                if finishing:
                     break
                 if stopping:
                     status = "interrupted" if stop.received else "stopped"
