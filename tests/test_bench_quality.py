@@ -113,3 +113,14 @@ def test_record_writes_each_gallery_styles_numbers_into_its_style_json(tmp_path,
     assert quality["256px"] == {"photos": ["p0.jpg", "p1.jpg", "p2.jpg"], "texture_median": 0.2,
                                 "ratio_to_gatys100": 4.0}
     assert quality["texture_gate"] == bench.TEXTURE_GATE
+
+
+def test_texture_gate_holds_at_every_size():
+    """Strokes have a fixed size in pixels, so a style that paints at 256 px may only tint at 1024 px."""
+    bench = _bench()
+    rows = [{"style": "s", "photo": f"p{i}", "size": size, "texture": t, "ratio": None, "seam_mad": None}
+            for size, textures in ((256, (0.1, 0.2, 0.15)), (1024, (0.3, 0.5, 0.4))) for i, t in enumerate(textures)]
+    summary = bench.summarise(rows)["s"]
+    assert summary["texture_by_size"] == {256: 0.15, 1024: 0.4}
+    assert summary["texture_median"] == 0.4 and not summary["texture_passes"]
+    assert bench.summarise([r for r in rows if r["size"] == 256])["s"]["texture_passes"]
