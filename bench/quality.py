@@ -426,12 +426,11 @@ def record_in_gallery(result: dict) -> list[str]:
         variant = rows[0].get("variant") or next(iter(meta.get("networks") or {}), "full")
         record = gallery_record(meta, variant)
         quality = record.setdefault("quality", {"texture_gate": TEXTURE_GATE, "goal_ratio": GOAL_RATIO})
-        for size in sorted({r["size"] for r in rows}):
+        for size, texture in result["summary"][label]["texture_by_size"].items():
             at = [r for r in rows if r["size"] == size]
             ratios = [r["ratio"] for r in at if r["ratio"] is not None]
             entry = quality.setdefault(f"{size}px", {})  # a texture-only run keeps an earlier ratio
-            entry.update(photos=sorted(r["photo"] for r in at),
-                         texture_median=round(statistics.median(r["texture"] for r in at), 4))
+            entry.update(photos=sorted(r["photo"] for r in at), texture_median=round(texture, 4))
             if ratios:
                 entry[f"ratio_to_gatys{iters}"] = round(
                     math.exp(statistics.fmean(math.log(x) for x in ratios)), 3)

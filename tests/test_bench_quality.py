@@ -104,10 +104,11 @@ def test_record_writes_each_gallery_styles_numbers_into_its_style_json(tmp_path,
     bench = _bench()
     style = make_style_dir(tmp_path / "styles" / "tiny")
     monkeypatch.setattr(bench, "STYLES_DIR", tmp_path / "styles")
-    rows = [{"style": "tiny", "variant": "light", "photo": f"p{i}.jpg", "size": 256, "texture": t, "ratio": r}
-            for i, (t, r) in enumerate([(0.1, 2.0), (0.3, 8.0), (0.2, 4.0)])]
-    rows.append({"style": "elsewhere", "variant": "full", "photo": "p.jpg", "size": 256, "texture": 1, "ratio": 1})
-    result = {"rows": rows, "summary": {"tiny": {}, "elsewhere": {}}, "config": {"iters": [100]}}
+    rows = [{"style": "tiny", "variant": "light", "photo": f"p{i}.jpg", "size": 256, "texture": t, "ratio": r,
+             "seam_mad": None} for i, (t, r) in enumerate([(0.1, 2.0), (0.3, 8.0), (0.2, 4.0)])]
+    rows.append({"style": "elsewhere", "variant": "full", "photo": "p.jpg", "size": 256, "texture": 1, "ratio": 1,
+                 "seam_mad": None})
+    result = {"rows": rows, "summary": bench.summarise(rows), "config": {"iters": [100]}}
     assert bench.record_in_gallery(result) == ["tiny"]  # a style outside the gallery is not written anywhere
     quality = json.loads((style / "style.json").read_text())["networks"]["light"]["quality"]
     assert quality["256px"] == {"photos": ["p0.jpg", "p1.jpg", "p2.jpg"], "texture_median": 0.2,
