@@ -227,6 +227,25 @@ def gatys(loss_fn, content, targets, checkpoints, *, optimizer="lbfgs", lr=None,
     return results
 
 
+def earlier_gatys(path) -> dict:
+    """(style, photo, size) → Gatys terms by iteration, from an earlier run's --json."""
+    if not path:
+        return {}
+    rows = json.loads(Path(path).read_text())["rows"]
+    return {(r["style"], r["photo"], r["size"]): {int(k): v for k, v in r["gatys"].items()} for r in rows}
+
+
+def gatys_once(loss_fn, content, targets, iters, earlier: dict | None, **options) -> dict:
+    """`gatys`, or an earlier run's numbers for the same photo, size and iterations when the loss is the same one
+    (checked: the photo's own loss, iteration 0, must agree): a wider network of the same recipe needs no rerun."""
+    if earlier and set(iters) <= set(earlier):
+        start = gatys(loss_fn, content, targets, [0], **options)[0]
+        if math.isclose(start["total"], earlier[0]["total"], rel_tol=1e-4):
+            log("    gatys: the earlier run's numbers (same loss)")
+            return {k: earlier[k] for k in {0, *iters}}
+    return gatys(loss_fn, content, targets, iters, **options)
+
+
 @torch.no_grad()
 def seam_error(network, x, tile: int, untiled) -> dict:
     """Tiled vs untiled output, in 8-bit levels (mean and max absolute difference)."""
@@ -331,6 +350,9 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default=SIZES, help="longer side(s) in pixels (default: %(default)s)")
     p.add_argument("--iters", default=ITERS, help="Gatys iterations to report (default: %(default)s)")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--gatys-from", default=None, metavar="EARLIER.json", help="take the Gatys numbers from an "
+                   "earlier run's --json where the style, photo, size and loss are the same (e.g. the full network "
+                   "of a style whose light one was measured)")
     p.add_argument("--lr", type=float, default=None, help=f"default: {LR}")
     p.add_argument("--param", choices=("sigmoid", "clamp"), default="sigmoid", help="pixels = sigmoid(z) or clamp(z)")
     p.add_argument("--variant", choices=("auto", "full", "light"), default="auto",
@@ -360,6 +382,7 @@ def run(args) -> dict:
     photos = {p.name: load_image(p) for p in photo_paths}
     sheet_size = min(sizes, key=lambda s: abs(s - CELL))
     rows, errors, sheet_outputs, titles = [], [], {}, []
+    reusable = earlier_gatys(args.gatys_from)
     for name in names:
         folder = Path(name).expanduser().is_dir()
         label = Path(name).name if folder else name
@@ -389,7 +412,8 @@ def run(args) -> dict:
                 y = untiled if args.mode == "fp32" else stylize_tensor(x, style, tile=0, device=device, mode=args.mode)
                 net_seconds = time.perf_counter() - t0
                 net = terms_of(loss_fn, y.clone(), targets)
-                g = gatys(loss_fn, x, targets, iters, optimizer=args.optimizer, lr=args.lr, param=args.param)
+                g = gatys_once(loss_fn, x, targets, iters, reusable.get((label, photo_name, size)),
+                               optimizer=args.optimizer, lr=args.lr, param=args.param)
                 seam = None
                 if size == sizes[-1] and style.network.__class__.__name__ != "TextureNet":
                     seam = seam_error(style.network, x, args.tile, untiled)

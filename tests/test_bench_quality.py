@@ -70,6 +70,18 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
     with Image.open(sheet) as img:
         assert img.size == (2 * bench.CELL, bench.HEADER + bench.CELL)
 
+    # --gatys-from takes an earlier run's optimisation where the loss is the same one, and reruns it where not
+    earlier = tmp_path / "earlier.json"
+    for start, expected in ((g0, 123.0), (2 * g0, g5)):
+        result["rows"][0]["gatys"]["0"]["total"], result["rows"][0]["gatys"]["5"]["total"] = start, 123.0
+        earlier.write_text(json.dumps(result))
+        torch.manual_seed(0)  # the same random VGG weights as the first run: the same loss
+        assert bench.main(["--styles", str(style), "--photos", str(photo.parent), "--sizes", "48", "--iters", "3,5",
+                           "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device",
+                           "cpu", "--threads", "1", "--json", str(out_json), "--gatys-from", str(earlier)]) == 0
+        (again,) = json.loads(out_json.read_text())["rows"]
+        assert again["gatys"]["5"]["total"] == pytest.approx(expected)
+
 
 def test_missing_recipe_is_reported_not_guessed(tmp_path, capsys):
     style = make_style_dir(tmp_path / "no-recipe")

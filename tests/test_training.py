@@ -159,6 +159,19 @@ def test_run_writes_artifacts_and_stop_then_resume_is_bitwise_identical(tmp_path
     assert recipe["images"] == N_PHOTOS and recipe["skipped"] == 0 and recipe["data_folder"] == "photos"
 
 
+def test_cosine_schedule_ends_near_zero_and_resumes_exactly(tmp_path, assets):
+    import math
+    full, split = tmp_path / "full", tmp_path / "split"
+    cosine = ("--lr-schedule", "cosine", "--lr", 0.01)
+    assert main(tiny(assets, full, *cosine, steps=6)) == 0
+    assert main(tiny(assets, split, *cosine, "--stop-at", 3, steps=6)) == 0
+    assert main(tiny(assets, split, *cosine, "--resume", steps=6)) == 0
+    a, b = ckpt(full), ckpt(split)
+    assert same_weights(a["model"], b["model"])
+    last_lr = a["optimizer"]["param_groups"][0]["lr"]  # that of the 6th step, from 0.01 down the half cosine
+    assert last_lr == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 5 / 6)))
+
+
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, assets):
     run = tmp_path / "run"
     proc = spawn(tiny(assets, run, "--checkpoint-every", 1000, steps=400))
@@ -316,6 +329,30 @@ def test_from_family_fits_the_new_scale_and_shift_first_then_all_weights(tmp_pat
     assert not torch.allclose(norms_only[f"{name}.weight"], norms[name].weight.float().mean(0))
 
 
+def test_widening_keeps_what_the_network_paints_and_a_wider_run_starts_from_it(tmp_path, assets, paintings):
+    from fastnst.models import TransformerNet, load_network
+    from training.start import widen
+    torch.manual_seed(0)
+    narrow = TransformerNet(width=0.25, num_residual_blocks=2, styles=["a", "b"]).eval()
+    with torch.no_grad():  # a trained network's norms are not the identity: give every layer its own scale/shift
+        for p in narrow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.rand(2, 3, 40, 36)
+    exact, noisy = widen(narrow, 0.5, noise=0), widen(narrow, 0.5)
+    assert exact.width == 0.5 and exact.encoder[0][1].out_channels == 2 * narrow.encoder[0][1].out_channels
+    with torch.no_grad():
+        for style in (0, 1):
+            assert torch.allclose(exact(x, style=style), narrow(x, style=style), atol=1e-5)
+            difference = (noisy(x, style=style) - narrow(x, style=style)).abs()
+            assert 0 < difference.mean() < 0.02  # the copies differ a little (a few levels), so they can learn apart
+    family_run = tmp_path / "family"
+    assert main(family_args(assets, paintings, family_run, steps=1)) == 0
+    args = family_args(assets, paintings, tmp_path / "wide", steps=1)
+    args[args.index("--width") + 1] = "0.5"
+    assert main([*args, "--from", str(family_run), "--norm-only-images", "0"]) == 0
+    assert load_network(tmp_path / "wide" / "family").width == 0.5
+
+
 def test_family_and_from_mistakes_are_one_line_with_status_2(tmp_path, assets, paintings, capsys):
     assert main(family_args(assets, paintings, tmp_path / "fam", steps=1)) == 0
     capsys.readouterr()
@@ -324,8 +361,8 @@ def test_family_and_from_mistakes_are_one_line_with_status_2(tmp_path, assets, p
     same_name[same_name.index("--style") + 1] = str(paintings["night"])  # night.png twice
     unreadable = tmp_path / "painting.jpg"
     unreadable.write_bytes(b"not an image")
-    wider = tiny(assets, tmp_path / "wide", "--from", tmp_path / "fam", "--width", 0.5)
-    for argv in (again, same_name, tiny(assets, tmp_path / "x", "--from", tmp_path / "nothing-here"), wider,
+    narrower = tiny(assets, tmp_path / "narrow", "--from", tmp_path / "fam", "--width", 0.125)
+    for argv in (again, same_name, tiny(assets, tmp_path / "x", "--from", tmp_path / "nothing-here"), narrower,
                  tiny(assets, tmp_path / "bad", "--style", unreadable),
                  tiny(assets, tmp_path / "opt", "--style", f"{paintings['wave']}:weight=heavy")):
         assert main(list(map(str, argv))) == 2

@@ -61,7 +61,7 @@ def train_parser() -> argparse.ArgumentParser:
                      help="Johnson's TransformerNet or Ulyanov's multi-scale TextureNet")
     net.add_argument("--norm", choices=("instance", "batch"), default=d["norm"])
     net.add_argument("--width", type=float, default=None, help="channel multiplier (0.5: the light CPU net); "
-                     "default: --from's, else 1")
+                     "default: --from's, else 1; wider than --from's widens it (Net2Net: starts painting as it does)")
     net.add_argument("--residual-blocks", type=int, default=None, help="TransformerNet depth; default: --from's, "
                      "else 5")
     net.add_argument("--texture-only", action="store_true", help="texture synthesis: noise in, style loss only "
@@ -73,6 +73,8 @@ def train_parser() -> argparse.ArgumentParser:
     rec.add_argument("--batch-size", type=int, default=None, help=f"per process; default {T.BATCH_CPU} on CPU, "
                      f"{T.BATCH_GPU} on a GPU")
     rec.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
+    rec.add_argument("--lr-schedule", choices=T.LR_SCHEDULES, default=d["lr_schedule"], help="cosine: from --lr "
+                     "down to 0 at the last step")
     rec.add_argument("--norm-only-images", type=int, default=None, help=f"with --from: image-steps in which only "
                      f"the scale/shift learn (default {T.NORM_ONLY_IMAGES})")
     rec.add_argument("--crop", type=int, default=d["crop"], help="training crop size")

@@ -4,6 +4,11 @@ The source is a run directory (its family, else its export), a style folder, a g
 through `fastnst.styles.load_style` like any style. Its convolutions are copied as they are; each painting of the
 new run takes the source's scale/shift row of the same name (a family continued on another day), else the mean
 of the source's rows (a new painting starts from the family's average style).
+
+A narrower source can start a wider network (`widen`, Chen, Goodfellow, Shlens 2016, *Net2Net*): every channel
+of the wider network copies one of the source's, and the layer after divides its input weights by the number of
+copies, so the wider network paints what the narrow one did. Instance norm treats each channel on its own, so
+the copies stay exact copies through every norm, ReLU and residual sum.
 """
 from pathlib import Path
 
@@ -33,6 +38,32 @@ def load_source(ref: str) -> TransformerNet:
         raise StartError(f"--from {ref} is not a TransformerNet with instance norm, so its weights cannot start "
                          f"this run.")
     return network
+
+
+WIDEN_NOISE = 1e-2  # × each layer's weight std, on the copies' input weights: identical copies would learn alike
+
+
+@torch.no_grad()
+def widen(source: TransformerNet, width: float, *, noise: float = WIDEN_NOISE, seed: int = 0) -> TransformerNet:
+    """`source` as a network of `width` (wider, same depth and paintings) that paints the same pictures (exactly
+    with noise=0; `noise` breaks the copies' symmetry so they can learn different things)."""
+    wide = TransformerNet(width=width, num_residual_blocks=source.num_residual_blocks, norm=source.norm,
+                          styles=source.styles)
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, narrow in source.state_dict().items():
+        shape = wide.state_dict()[key].shape
+        copy_of = [torch.arange(new) % old for new, old in zip(shape, narrow.shape)]  # channel j copies j mod C
+        if narrow.ndim == 4:  # conv (out, in, k, k): copy rows and columns, share each input among its copies
+            copies = torch.bincount(copy_of[1], minlength=narrow.shape[1])[copy_of[1]]
+            weight = narrow[copy_of[0]][:, copy_of[1]] / copies[None, :, None, None]
+            new_rows = weight[narrow.shape[0]:]
+            new_rows += noise * narrow.std() * torch.randn(new_rows.shape, generator=generator)
+            state[key] = weight
+        else:  # bias (out,), norm scale/shift (C,) or (styles, C): the channel axis is the last
+            state[key] = narrow[..., copy_of[-1]]
+    wide.load_state_dict(state)
+    return wide.eval()
 
 
 def norm_rows(network: TransformerNet) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

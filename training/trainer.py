@@ -47,13 +47,14 @@ from fastnst.vgg import VGGFeatures
 from . import data as D
 from .paintings import Painting, load_painting, parse_paintings
 from .publish import export_family, export_preview, export_run
-from .start import initial_weights, load_source
+from .start import initial_weights, load_source, widen
 
 # Johnson et al. 2016 (and pytorch/examples' fast_neural_style), unless a comment says otherwise.
 CROP = 256
 IMAGE_STEPS = 160_000       # 2 epochs of COCO train2014's ~80k photos
 BATCH_CPU, BATCH_GPU = 4, 16
 LR = 1e-3
+LR_SCHEDULES = ("constant", "cosine")
 STYLE_SIZE = 512            # the painting is downscaled so its longer side is at most this (0: as is)
 # Loss layers per loss network. VGG19 gets Gatys et al.'s choice: style relu1_1..relu5_1, content relu4_2.
 LOSS_LAYERS = {
@@ -94,6 +95,7 @@ class TrainConfig:
     batch_size: int | None = None     # None: BATCH_CPU / BATCH_GPU
     image_steps: int = IMAGE_STEPS
     lr: float = LR
+    lr_schedule: str = "constant"     # constant | cosine (down to 0 at the last step: a short run ends less noisy)
     content_weight: float | None = None  # None: fastnst.losses.default_weights, by the loss network's scale
     style_weight: float | None = None
     tv_weight: float = TV_WEIGHT
@@ -250,13 +252,18 @@ def resolve(cfg: TrainConfig, device: torch.device, source=None) -> TrainConfig:
         raise TrainingError(f"--arch must be transformer or texture, not {cfg.arch!r}.")
     if cfg.arch == "texture" and (len(paintings) > 1 or source is not None):
         raise TrainingError("Several paintings and --from need --arch transformer (TextureNet has no family form).")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise TrainingError(f"--lr-schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}.")
     if cfg.loss_arch not in LOSS_LAYERS:
         raise TrainingError(f"--loss-arch must be one of {sorted(LOSS_LAYERS)}, not {cfg.loss_arch!r}.")
     if source is not None:
         for key, theirs in (("width", source.width), ("residual_blocks", source.num_residual_blocks)):
+            if key == "width" and cfg.width is not None and cfg.width > theirs:
+                continue  # a wider network starts as the narrow one, widened (training.start.widen)
             if getattr(cfg, key) not in (None, theirs):
                 raise TrainingError(f"--from {cfg.from_network} is a network of {key.replace('_', ' ')} {theirs}, "
-                                    f"not {getattr(cfg, key)}; leave --{key.replace('_', '-')} out to use its own.")
+                                    f"not {getattr(cfg, key)}; leave --{key.replace('_', '-')} out to use its own"
+                                    f"{' (a wider --width widens it)' if key == 'width' else ''}.")
             setattr(cfg, key, theirs)
         cfg.norm_only_images = NORM_ONLY_IMAGES if cfg.norm_only_images is None else cfg.norm_only_images
     cfg.width = 1.0 if cfg.width is None else cfg.width
@@ -317,9 +324,9 @@ class Run:
                                   style_weight=cfg.style_weight, tv_weight=cfg.tv_weight).to(self.device)
         cfg.content_weight, cfg.style_weight = loss_fn.content_weight, loss_fn.style_weight  # what was used
         if ckpt is not None:
-            changed = [f"{f.name} ({ckpt['config'].get(f.name)!r} → {getattr(cfg, f.name)!r})" for f in fields(cfg)
-                       if f.name not in RUNTIME_FIELDS | CARD_FIELDS
-                       and ckpt["config"].get(f.name) != getattr(cfg, f.name)]
+            then = {f.name: ckpt["config"].get(f.name, f.default) for f in fields(cfg)}  # newer fields: defaults
+            changed = [f"{name} ({then[name]!r} → {getattr(cfg, name)!r})" for name in then
+                       if name not in RUNTIME_FIELDS | CARD_FIELDS and then[name] != getattr(cfg, name)]
             if changed:
                 raise TrainingError(f"Cannot resume {self.run_dir} with a different recipe: {', '.join(changed)}.")
         images = [load_painting(p.path, self.style_size(p)).to(self.device) for p in self.paintings]  # fp32, once
@@ -367,6 +374,9 @@ class Run:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
         net = build_model(model_config(cfg)).to(device)
         if source is not None:
+            if source.width < cfg.width:
+                self.say(f"--from: widened from width {source.width} to {cfg.width} (Net2Net)")
+                source = widen(source, cfg.width, seed=cfg.seed)
             self.say(initial_weights(net, source, [p.slug for p in self.paintings]))
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
@@ -404,6 +414,12 @@ class Run:
         if self.env.world > 1:  # DDP fixes its parameter set when wrapped: wrap again at the switch
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _set_lr(self, step: int) -> None:
+        """The learning rate of `step` (a function of the step alone, so --resume stays exact)."""
+        if self.cfg.lr_schedule == "cosine":
+            for group in self.opt.param_groups:
+                group["lr"] = self.cfg.lr * 0.5 * (1 + math.cos(math.pi * step / self.total_steps))
 
     # --------------------------------------------------------------------------------------------- one step
     def paint(self, model, x, style_ids, generator):
@@ -483,6 +499,7 @@ class Run:
                                              self.noise(step, 0x7E + env.rank))
                 self.opt.zero_grad(set_to_none=True)
                 terms["total"].backward()
+                self._set_lr(step)
                 self.opt.step()
                 log.add(terms)
                 step += 1
