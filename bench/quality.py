@@ -14,7 +14,7 @@ the style's training loss. Two numbers per style:
   2016 found their networks matching roughly 50–100 L-BFGS iterations). It only compares networks trained at
   the same balance: a lighter style weight lowers it without painting more.
 At the largest size it also reports the tiling seam error: the mean absolute difference, in 8-bit levels,
-between `tiled_forward(net, x, --tile)` and the untiled output.
+between the picture painted in `--tile`-px tiles and painted whole.
 
 Choices, and why:
 - The loss is rebuilt from the style's recipe (in style.json, per network variant, else `recipe` in the
@@ -58,7 +58,7 @@ from fastnst.formats import (  # noqa: E402
     write_metadata,
 )
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
-from fastnst.inference import BLEND, stylize_tensor, tile_boxes, tiled_forward  # noqa: E402
+from fastnst.inference import BLEND, BORDER, stylize_tensor, tile_boxes  # noqa: E402
 from fastnst.losses import PerceptualLoss, default_weights  # noqa: E402
 from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
 from fastnst.vgg import VGGFeatures  # noqa: E402
@@ -247,10 +247,11 @@ def gatys_once(loss_fn, content, targets, iters, earlier: dict | None, **options
 
 
 @torch.no_grad()
-def seam_error(network, x, tile: int, untiled) -> dict:
+def seam_error(style, x, tile: int, untiled, device) -> dict:
     """Tiled vs untiled output, in 8-bit levels (mean and max absolute difference)."""
-    diff = (tiled_forward(network, x, tile).clamp(0, 1) - untiled.clamp(0, 1)).abs() * 255
-    tiles = len(list(tile_boxes(x.shape[-2], x.shape[-1], max(4 * BLEND, tile // 4 * 4))))  # as tiled_forward cuts
+    diff = (stylize_tensor(x, style, tile=tile, device=device, mode="fp32") - untiled.clamp(0, 1)).abs() * 255
+    h, w = (side + 2 * min(BORDER, *(s - 1 for s in x.shape[-2:])) for side in x.shape[-2:])  # the framed picture
+    tiles = len(list(tile_boxes(h, w, max(4 * BLEND, tile // 4 * 4))))  # as tiled_forward cuts it
     if tiles == 1:
         log(f"    note: one {tile} px tile covers {x.shape[-1]}×{x.shape[-2]}; the seam check is trivial")
     return {"mad": float(diff.mean()), "max": float(diff.max()), "tiles": tiles}
@@ -416,7 +417,7 @@ def run(args) -> dict:
                                optimizer=args.optimizer, lr=args.lr, param=args.param)
                 seam = None
                 if size == sizes[-1] and style.network.__class__.__name__ != "TextureNet":
-                    seam = seam_error(style.network, x, args.tile, untiled)
+                    seam = seam_error(style, x, args.tile, untiled, device)
                 if size == sheet_size:
                     sheet_outputs[photo_name, label] = tensor_to_image(y[0].cpu())
                 rows.append({"style": label, "variant": style.variant, "photo": photo_name, "size": size,
