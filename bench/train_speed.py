@@ -31,6 +31,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from fastnst.device import pick_precision  # noqa: E402
 from fastnst.models import TransformerNet, load_network  # noqa: E402
 from training import data as D  # noqa: E402
 from training.trainer import (  # noqa: E402
@@ -78,6 +79,36 @@ def run_ours(args, photos, out: Path, images: int) -> dict:
     return {"network": result["export"], "wall_s": wall, "loop_s": loop, "setup_s": wall - loop,
             "first_interval_s": first["elapsed_s"], "steady_ips": steady, "mean_ips": rows[-1]["images"] / loop,
             "batch": result["recipe"]["global_batch"]}
+
+
+def bare_step(args, device, batch: int, steps: int = 10) -> dict:
+    """Our training step without the loop around it (no data, no logging, no checkpoints), timed by part: what the
+    loop costs is ours against this; the rest is arithmetic."""
+    bf16 = pick_precision("auto", device) == "bf16"
+    layout = torch.channels_last if bf16 or device.type == "cuda" else torch.contiguous_format
+    net = TransformerNet(width=args.width).to(device, memory_format=layout).train()
+    loss_fn = build_loss(args, device).to(memory_format=layout)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    x = torch.rand(batch, 3, args.crop, args.crop, device=device).contiguous(memory_format=layout)
+    parts = dict.fromkeys(("content targets", "network forward", "loss forward", "backward", "Adam"), 0.0)
+    for i in range(steps + 3):  # 3 warm-up steps
+        marks = [time.perf_counter()]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            targets = loss_fn.content_targets(x)
+            marks.append(sync(device) or time.perf_counter())
+            y = net(x)
+            marks.append(sync(device) or time.perf_counter())
+            total = loss_fn(y, targets)["total"]
+            marks.append(sync(device) or time.perf_counter())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        marks.append(sync(device) or time.perf_counter())
+        opt.step()
+        marks.append(sync(device) or time.perf_counter())
+        if i >= 3:
+            for name, a, b in zip(parts, marks, marks[1:]):
+                parts[name] += (b - a) / steps
+    return {"ips": batch / sum(parts.values()), "ms": {k: v * 1000 for k, v in parts.items()}}
 
 
 def history(run_dir: Path) -> list[dict]:
@@ -169,6 +200,8 @@ def main():
     p.add_argument("--compare-quality", action="store_true", help="train both on --images and compare held-out "
                    "losses (photos every 50th are held out of both)")
     p.add_argument("--images", type=int, default=32000, help="--compare-quality budget for both")
+    p.add_argument("--step-breakdown", action="store_true", help="also time our bare training step by part "
+                   "(content targets, network, loss, backward, Adam): the loop's overhead is ours against it")
     args = p.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -194,6 +227,10 @@ def main():
               f"{'1.00x':>7}")
         print(f"{'ours' + (' + compile' if args.compile else ''):<34} {ours['batch']:>5} {ours_images:>7} "
               f"{steady:8.1f} {steady / ref['ips']:6.2f}x")
+        if args.step_breakdown:
+            bare = bare_step(args, device, ours["batch"])
+            print(f"{'bare step (no loop around it)':<34} {ours['batch']:>5} {'':>7} {bare['ips']:8.1f} "
+                  f"{bare['ips'] / ref['ips']:6.2f}x  ms: " + ", ".join(f"{k} {v:.0f}" for k, v in bare["ms"].items()))
         print(f"ours: setup {ours['setup_s']:.1f} s (loss network, photo cache built from scratch, export), first "
               f"log interval {ours['first_interval_s']:.1f} s (warm-up/compile), mean {ours['mean_ips']:.1f} img/s")
         recipe_s = ours["setup_s"] + ours["first_interval_s"] + IMAGE_STEPS / steady

@@ -22,7 +22,7 @@ def test_train_speed_bench_runs_both_loops_and_compares_quality(tmp_path):
     Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "style.png")
     cmd = [sys.executable, "bench/train_speed.py", "--device", "cpu", "--data", str(photos), "--style",
            str(tmp_path / "style.png"), "--loss-weights", "random", "--crop", "32", "--style-size", "32",
-           "--compare-quality", "--images", "16"]
+           "--compare-quality", "--images", "16", "--step-breakdown"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -34,3 +34,6 @@ def test_train_speed_bench_runs_both_loops_and_compares_quality(tmp_path):
     totals = re.findall(r"^  (reference|ours)\s+style [\d.e+]+\s+content [\d.e+]+\s+total ([\d.e+]+)", out, re.M)
     assert [name for name, _ in totals] == ["reference", "ours"] and all(float(t) > 0 for _, t in totals), out
     assert "held-out losses on 2 photos" in out
+    bare = re.search(r"^bare step \(no loop around it\)\s+4\s+([\d.]+).*content targets \d+, network forward \d+, "
+                     r"loss forward \d+, backward \d+, Adam \d+$", out, re.M)
+    assert bare and float(bare.group(1)) > 0, out
