@@ -50,9 +50,10 @@ def widen(source: TransformerNet, width: float, *, noise: float = WIDEN_NOISE, s
     wide = TransformerNet(width=width, num_residual_blocks=source.num_residual_blocks, norm=source.norm,
                           styles=source.styles)
     generator = torch.Generator().manual_seed(seed)
+    shapes = {key: value.shape for key, value in wide.state_dict().items()}
     state = {}
     for key, narrow in source.state_dict().items():
-        shape = wide.state_dict()[key].shape
+        shape = shapes[key]
         copy_of = [torch.arange(new) % old for new, old in zip(shape, narrow.shape)]  # channel j copies j mod C
         if narrow.ndim == 4:  # conv (out, in, k, k): copy rows and columns, share each input among its copies
             copies = torch.bincount(copy_of[1], minlength=narrow.shape[1])[copy_of[1]]
