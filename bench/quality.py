@@ -58,7 +58,7 @@ from fastnst.formats import (  # noqa: E402
     write_metadata,
 )
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
-from fastnst.inference import BLEND, BORDER, stylize_tensor, tile_boxes  # noqa: E402
+from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes  # noqa: E402
 from fastnst.losses import PerceptualLoss, default_weights  # noqa: E402
 from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
 from fastnst.vgg import VGGFeatures  # noqa: E402
@@ -250,7 +250,7 @@ def gatys_once(loss_fn, content, targets, iters, earlier: dict | None, **options
 def seam_error(style, x, tile: int, untiled, device) -> dict:
     """Tiled vs untiled output, in 8-bit levels (mean and max absolute difference)."""
     diff = (stylize_tensor(x, style, tile=tile, device=device, mode="fp32") - untiled.clamp(0, 1)).abs() * 255
-    h, w = (side + 2 * min(BORDER, *(s - 1 for s in x.shape[-2:])) for side in x.shape[-2:])  # the framed picture
+    h, w = (side + 2 * frame_width(*x.shape[-2:]) for side in x.shape[-2:])  # the framed picture
     tiles = len(list(tile_boxes(h, w, max(4 * BLEND, tile // 4 * 4))))  # as tiled_forward cuts it
     if tiles == 1:
         log(f"    note: one {tile} px tile covers {x.shape[-1]}×{x.shape[-2]}; the seam check is trivial")

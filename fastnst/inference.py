@@ -45,6 +45,11 @@ MODES = ("fp32", "bf16", "compile")
 BORDER = 32
 
 
+def frame_width(h: int, w: int) -> int:
+    """The mirrored frame around an h×w picture: BORDER, less where the picture is too small to mirror that far."""
+    return max(0, min(BORDER, h - 1, w - 1))
+
+
 def default_mode(device: torch.device) -> str:
     mode = os.environ.get("FASTNST_MODE") or ("compile" if device.type == "cuda" else
                                               "bf16" if pick_precision("auto", device) == "bf16" else "fp32")
@@ -237,7 +242,7 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     if x.ndim != 4 or x.shape[1] != 3:
         raise InvalidOptionError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}.")
     h, w = x.shape[-2:]
-    border = min(BORDER, h - 1, w - 1)  # a reflection needs that many pixels of picture to mirror
+    border = frame_width(h, w)
     framed = F.pad(x, (border,) * 4, mode="reflect") if border > 0 else x
     if tile is None and framed[0, 0].numel() > AUTO_TILE_PIXELS[device.type]:
         tile = DEFAULT_TILE[device.type]
