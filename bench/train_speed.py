@@ -31,7 +31,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from fastnst.device import pick_precision  # noqa: E402
+from fastnst.device import keep_freed_memory, pick_precision  # noqa: E402
 from fastnst.models import TransformerNet, load_network  # noqa: E402
 from training import data as D  # noqa: E402
 from training.trainer import (  # noqa: E402
@@ -202,7 +202,11 @@ def main():
     p.add_argument("--images", type=int, default=32000, help="--compare-quality budget for both")
     p.add_argument("--step-breakdown", action="store_true", help="also time our bare training step by part "
                    "(content targets, network, loss, backward, Adam): the loop's overhead is ours against it")
+    p.add_argument("--plain-malloc", action="store_true", help="leave glibc's malloc as it is, to see what "
+                   "fastnst.device.keep_freed_memory (which the app and CLIs call) buys")
     args = p.parse_args()
+    if not args.plain_malloc:
+        keep_freed_memory()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     paths = D.list_images(args.data)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import keep_freed_memory
 from .errors import FastNSTError, InvalidOptionError
 from .inference import stylize
 from .styles import CHOICES, gallery, load_style
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         args.run(args)
     except FastNSTError as err:

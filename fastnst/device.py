@@ -1,4 +1,7 @@
-"""Which device to run on: the one place that decides."""
+"""Which device to run on, and how the CPU is asked to run fast: the one place that decides."""
+import ctypes
+import sys
+
 import torch
 
 from .errors import InvalidOptionError
@@ -30,3 +33,26 @@ def pick_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()) else "fp32"
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel; True if it did.
+
+    PyTorch's CPU tensors come from plain malloc, and glibc serves every large block with a fresh mmap and unmaps it
+    on free, so every activation of every call is zero-filled by the kernel page by page on first touch — at a
+    megapixel that costs about as much time as the network's arithmetic. With mmap and trimming off and one arena
+    (Gradio paints in worker threads, whose own arenas would map fresh memory again) freed blocks are reused, as
+    onnxruntime's arena reuses them. The price is that the process keeps its peak memory. It changes the whole
+    process, so entry points (the app, the CLIs, the benches) call it, not the library. Linux with glibc only."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+    settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1), (M_ARENA_MAX, 1))
+    return all(mallopt(option, value) == 1 for option, value in settings)

@@ -33,11 +33,33 @@ def default_weights(vgg: VGGFeatures) -> tuple[float, float]:
     return CAFFE_WEIGHTS[vgg.arch] if scale > 5 else (CONTENT_WEIGHT, STYLE_WEIGHT)
 
 
+class _Gram(torch.autograd.Function):
+    """G = F·Fᵀ of features F (B, C, N) — or Fᵀ·F of (B, N, C), the free view of channels-last features, so that no
+    transposed copy of the largest activation is ever made. The product is fp32 even under autocast (which would run
+    it in bf16, whose 8-bit mantissa loses the style). The backward is one product, dF = (dG + dGᵀ)·F, where autograd
+    would make two; it runs in F's own precision, which is what F's gradient is cast to anyway."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, channels_first: bool) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        ctx.channels_first = channels_first
+        f32 = f.to(torch.promote_types(f.dtype, torch.float32))
+        return torch.bmm(f32, f32.transpose(1, 2)) if channels_first else torch.bmm(f32.transpose(1, 2), f32)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (f,) = ctx.saved_tensors
+        sym = (grad + grad.transpose(1, 2)).to(f.dtype)
+        return (torch.bmm(sym, f) if ctx.channels_first else torch.bmm(f, sym)), None
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) → (B, C, C) Gram matrix normalised by C·H·W, computed in fp32 (bf16 sums lose the style)."""
+    """(B, C, H, W) → (B, C, C) Gram matrix normalised by C·H·W, in fp32 (also under autocast)."""
     b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w).float()
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    channels_first = not features.is_contiguous(memory_format=torch.channels_last) or features.is_contiguous()
+    f = features.reshape(b, c, h * w) if channels_first else features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    with torch.autocast(features.device.type, enabled=False):
+        return _Gram.apply(f, channels_first) / (c * h * w)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

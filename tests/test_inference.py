@@ -1,5 +1,7 @@
 """stylize / stylize_tensor: tiling seams, strength, colour preservation, hostile inputs end to end."""
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +170,28 @@ def test_the_picture_is_painted_inside_a_mirrored_frame_so_no_band_runs_along_it
     assert top_band_blueness(bare) > 40 and abs(top_band_blueness(painted)) < 15
     tiny = torch.rand(1, 3, 5, 9)  # smaller than the frame: mirrored as far as it goes
     assert stylize_tensor(tiny, style, device="cpu").shape == tiny.shape
+
+
+FAULTS_SCRIPT = """
+import resource, sys, torch
+from fastnst.device import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+for _ in range(4):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 * 2**20)  # 64 MB, like an activation at a megapixel, freed at once
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_keep_freed_memory_lets_the_next_call_reuse_memory_without_page_faults():
+    # A process of its own: the setting is process-wide. Page faults are counted on the last of four equal
+    # allocations (the heap takes a call or two to grow to fit).
+    def last_call_faults(how):
+        run = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, how], capture_output=True, text=True, check=True,
+                             cwd=ROOT)
+        return int(run.stdout.split()[-1])
+
+    assert last_call_faults("plain") > 10_000  # glibc maps 64 MB afresh: 16,384 pages zero-filled on touch
+    assert last_call_faults("keep") < 1_000

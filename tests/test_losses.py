@@ -16,6 +16,24 @@ def test_gram_matrix_by_hand():
     assert torch.allclose(gram_matrix(f)[0], expected)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradient_in_either_layout(layout):
+    # its backward is written by hand (one product instead of autograd's two): checked against finite differences
+    f = torch.randn(2, 5, 4, 3, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    assert torch.autograd.gradcheck(gram_matrix, (f,))
+    by_hand = torch.einsum("bchw,bdhw->bcd", f, f) / (5 * 4 * 3)
+    assert torch.allclose(gram_matrix(f), by_hand)
+
+
+def test_gram_matrix_stays_fp32_under_bf16_autocast():
+    # autocast would run the product in bf16 (3 significant digits); the style terms need the fp32 sums
+    f = torch.randn(2, 16, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(f)
+    assert gram.dtype == torch.float32
+    assert torch.allclose(gram, gram_matrix(f.double()).float(), rtol=1e-5, atol=1e-7)
+
+
 def test_style_loss_by_hand():
     f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
     target = torch.zeros(1, 2, 2)
