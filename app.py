@@ -55,7 +55,7 @@ TILE_PHOTO = HERE / "examples" / "cat.jpg"  # what a style loaded from the Hub i
 TILE_SIDE = 256
 ZERO_GPU = os.environ.get("SPACES_ZERO_GPU") == "true"  # what Gradio itself checks (gradio.utils)
 ON_GPU = ZERO_GPU or fastnst.pick_device().type == "cuda"
-DEFAULT_SIDE = 3840 if ON_GPU else 1024  # 4K on a GPU; ~1 MP on a CPU, where that takes a second or two
+DEFAULT_SIDE = 3840 if ON_GPU else 1024  # 4K on a GPU; ~1 MP on a CPU, well under a second
 LARGEST_SIDE = 3840 if ON_GPU else 2048  # beyond this a CPU keeps people waiting (and the queue behind them)
 SMALLEST_SIDE = 64
 CONCURRENCY = 4 if ON_GPU else 2  # paintings at once: a GPU overlaps transfers and encoding; 2 CPU threads suffice

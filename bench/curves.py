@@ -1,12 +1,13 @@
 """Held-out loss against image-steps (and minutes) for finished runs, as a table and a PNG plot.
 
     python bench/curves.py runs/scratch-bf16 runs/from-family --plot bench/new_style.png
+    python bench/curves.py runs/fit-a runs/fit-b --target 5.38e5 --plot fits.png   # the reference as a number
 
 Each run's heldout.csv (written by the trainer at every sample step: fp32 loss terms on the same held-out photos
 for runs of the same data and --heldout) is read, with the training time at each step from history.csv. The
 first run is the reference: the table says when each other run first reaches the reference's final held-out
 total (goal of issue 10 for a new style started with --from: a 16,000-image-step scratch network's loss in
-≤ 3 minutes on 2 CPU cores).
+≤ 3 minutes on 2 CPU cores); with --target, every run is compared with that loss instead.
 """
 import argparse
 import csv
@@ -34,7 +35,7 @@ def read_run(run: Path) -> list[dict]:
     return out
 
 
-def plot(curves: dict[str, list[dict]], target: float, path: Path) -> None:
+def plot(curves: dict[str, list[dict]], target: float, path: Path, target_label: str) -> None:
     img = Image.new("RGB", SIZE, "white")
     d = ImageDraw.Draw(img)
     left, top, right, bottom = MARGIN[0], MARGIN[1], SIZE[0] - MARGIN[2], SIZE[1] - MARGIN[3]
@@ -50,7 +51,7 @@ def plot(curves: dict[str, list[dict]], target: float, path: Path) -> None:
         d.text((5, y(yv) - 6), f"{yv:.3g}", fill="black")
     d.text(((left + right) // 2 - 60, bottom + 30), "image-steps", fill="black")
     d.line([left, y(target), right, y(target)], fill=(150, 150, 150), width=1)
-    d.text((right - 260, y(target) - 14), f"reference's final held-out loss {target:.4g}", fill=(110, 110, 110))
+    d.text((right - 260, y(target) - 14), f"{target_label} {target:.4g}", fill=(110, 110, 110))
     for (name, rows), colour in zip(curves.items(), COLOURS):
         d.line([(x(r["images"]), y(r["total"])) for r in rows], fill=colour, width=2)
     for i, (name, colour) in enumerate(zip(curves, COLOURS)):
@@ -62,13 +63,19 @@ def plot(curves: dict[str, list[dict]], target: float, path: Path) -> None:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run directories; the first is the reference")
+    p.add_argument("--target", type=float, default=None, help="the reference's held-out total as a number (e.g. "
+                   "from the README, its run no longer at hand): then no run is the reference")
     p.add_argument("--plot", type=Path, default=None, help="write the curves to this PNG")
     args = p.parse_args()
     curves = {run.name: read_run(run) for run in args.runs}
-    reference, *others = curves
-    target = curves[reference][-1]["total"]
-    print(f"reference {reference}: held-out total {target:.4g} after {curves[reference][-1]['images']:,} "
-          f"image-steps, {curves[reference][-1]['seconds'] / 60:.1f} min of training")
+    if args.target is not None:
+        target, others, target_label = args.target, list(curves), "target held-out loss"
+        print(f"target: held-out total {target:.4g}")
+    else:
+        (reference, *others), target_label = curves, "reference's final held-out loss"
+        target = curves[reference][-1]["total"]
+        print(f"reference {reference}: held-out total {target:.4g} after {curves[reference][-1]['images']:,} "
+              f"image-steps, {curves[reference][-1]['seconds'] / 60:.1f} min of training")
     for name in others:
         rows = curves[name]
         hit = next((r for r in rows if r["total"] <= target), None)
@@ -86,7 +93,7 @@ def main():
             cells.append(f"{row['total']:18.4g}" if row else f"{'':>18}")
         print(f"{m:>11,} " + " ".join(cells))
     if args.plot:
-        plot(curves, target, args.plot)
+        plot(curves, target, args.plot, target_label)
         print(f"plot: {args.plot}")
 
 

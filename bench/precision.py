@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from train_speed import DEFAULT_DATA, DEFAULT_STYLE, HELDOUT_EVERY, SHARED, build_loss, heldout_losses, steady_rate
 
+from fastnst.device import keep_freed_memory
 from fastnst.models import load_network
 from training import data as D
 from training.trainer import TrainConfig, train
@@ -40,6 +41,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", nargs=2, type=Path, metavar=("FP32_RUN", "BF16_RUN"), default=None)
     args = p.parse_args()
+    keep_freed_memory()
     if args.runs:
         return compare_runs(*args.runs)
     device = torch.device("cpu")
