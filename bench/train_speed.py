@@ -44,6 +44,7 @@ from training.trainer import (  # noqa: E402
     load_painting,
     perceptual_loss,
     train,
+    training_memory_format,
 )
 
 SHARED = REPO.parent / "shared" / "data"
@@ -84,8 +85,8 @@ def run_ours(args, photos, out: Path, images: int) -> dict:
 def bare_step(args, device, batch: int, steps: int = 10) -> dict:
     """Our training step without the loop around it (no data, no logging, no checkpoints), timed by part: what the
     loop costs is ours against this; the rest is arithmetic."""
-    bf16 = pick_precision("auto", device) == "bf16"
-    layout = torch.channels_last if bf16 or device.type == "cuda" else torch.contiguous_format
+    precision = pick_precision("auto", device)
+    bf16, layout = precision == "bf16", training_memory_format(precision, device)
     net = TransformerNet(width=args.width).to(device, memory_format=layout).train()
     loss_fn = build_loss(args, device).to(memory_format=layout)
     opt = torch.optim.Adam(net.parameters(), lr=LR)

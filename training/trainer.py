@@ -240,6 +240,11 @@ def perceptual_loss(loss_arch: str, loss_weights, *, content_weight=None, style_
                           style_weight=auto_style if style_weight is None else style_weight, tv_weight=tv_weight)
 
 
+def training_memory_format(precision: str, device: torch.device) -> torch.memory_format:
+    """channels_last is what bf16 convolutions run fastest in, on a GPU and in oneDNN on a CPU alike."""
+    return torch.channels_last if device.type == "cuda" or precision == "bf16" else torch.contiguous_format
+
+
 def resolve(cfg: TrainConfig, device: torch.device, source=None) -> TrainConfig:
     """Fill the defaults that depend on the device and on --from's network, and check the combination, so the
     checkpoint stores real values."""
@@ -380,8 +385,7 @@ class Run:
             self.say(initial_weights(net, source, [p.slug for p in self.paintings]))
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
-        # channels_last is what bf16 convolutions run fastest in, on a GPU and in oneDNN on a CPU alike.
-        self.memory_format = torch.channels_last if cuda or cfg.precision == "bf16" else torch.contiguous_format
+        self.memory_format = training_memory_format(cfg.precision, device)
         self.net = net.to(memory_format=self.memory_format)
         self.loss_fn = self.loss_fn.to(memory_format=self.memory_format)
         self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=cuda)
