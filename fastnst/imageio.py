@@ -185,17 +185,17 @@ def _check_size(size: tuple[int, int], budget: int) -> None:
         raise _too_large(size, _limit(budget))
 
 
-def _png_floor(img: Image.Image) -> float:
+def _png_floor(mode: str, size: tuple[int, int]) -> float:
     bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "I;16": 16, "I;16B": 16, "I": 32}
-    w, h = img.size
-    depth = bits.get(img.mode, 1) >> (3 if img.mode == "P" and img.info.get("bits", 8) < 8 else 0)
-    return h * (1 + w * depth / 8) / 1032
+    w, h = size
+    return h * (1 + w * bits.get(mode, 1) / 8) / 1032  # P is counted at 1 bit: PNG palettes go down to 1
 
 
-def _check_bytes(img: Image.Image, nbytes: int, label: str) -> None:
+def _check_bytes(img: Image.Image, declared: tuple[int, int], nbytes: int, label: str) -> None:
     """Refuse a header that declares more pixels than the file's bytes could hold in its format."""
-    w, h = img.size
-    floor = _png_floor(img) if img.format == "PNG" else w * h * MIN_BYTES_PER_PIXEL.get(img.format, 0)
+    w, h = declared
+    floor = _png_floor(img.mode if img.mode != "P" else "1", declared) if img.format == "PNG" \
+        else w * h * MIN_BYTES_PER_PIXEL.get(img.format, 0)
     if nbytes < floor:
         raise InvalidImageError(f"{label} declares {w}×{h} pixels but holds only {nbytes:,} bytes, too few for "
                                 f"that picture, so it is damaged or incomplete.")
@@ -234,12 +234,13 @@ def _open_and_decode(open_fp, nbytes: int, budget: int, label: str = "The file",
         raise InvalidImageError(f"{label} is empty (0 bytes), so there is no image to read.")
     try:
         with open_fp() as fp, Image.open(fp, formats=FORMATS) as img:
-            _check_bytes(img, nbytes, label)  # against the declared size: no pixel has been decoded yet
+            declared = img.size  # from the header: no pixel has been decoded yet
+            if draft and img.format in ("JPEG", "MPO"):
+                img.draft("RGB", draft)  # from here img.size is what load() will allocate
+            _check_size(img.size, budget)
+            _check_bytes(img, declared, nbytes, label)
             if img.format in ("JPEG", "MPO"):
                 _check_scans(fp, label)
-                if draft:
-                    img.draft("RGB", draft)  # from here img.size is what load() will allocate
-            _check_size(img.size, budget)
             return _decode(img, budget, label=label)
     except Image.DecompressionBombError:  # Pillow refuses > 2x its limit inside open(), before we see the size
         size = _header_size(open_fp)
