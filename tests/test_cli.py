@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fastnst.imageio import FORMATS
 from tests.conftest import make_style_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +70,21 @@ def test_the_cli_does_not_import_the_loss_network():
     code = "import sys, fastnst.cli; print('torchvision' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_hostile_files_get_one_line_and_no_library_warnings(setup):
+    import struct
+
+    tmp, styles_dir, _ = setup
+    eps = tmp / "holiday.jpg"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n{ } loop\n%%EOF\n")
+    ifd = struct.pack("<IHHHII", 8, 1, 0x010E, 2, 100, 1000) + struct.pack("<I", 0)  # EXIF pointing past its end
+    corrupt_exif = tmp / "corrupt-exif.jpg"
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(corrupt_exif, exif=b"Exif\x00\x00II*\x00" + ifd)
+    r = fastnst("stylize", eps, "--style", "tiny-style", "-o", tmp / "eps.png", styles_dir=styles_dir, cwd=tmp)
+    assert r.returncode == 2 and not (tmp / "eps.png").exists()
+    assert r.stderr.strip().splitlines() == [f"fastnst: '{eps}' is not an image fastnst reads; use a JPEG, PNG, "
+                                             f"WebP, {', '.join(FORMATS[3:-1])} or {FORMATS[-1]} file."]
+    r = fastnst("stylize", corrupt_exif, "--style", "tiny-style", "-o", tmp / "exif.png", styles_dir=styles_dir,
+                cwd=tmp)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
