@@ -6,9 +6,17 @@
   painting function borrows a GPU per call (`spaces.GPU`); a CPU paints about 1 MP with the light networks.
 - Offline (HF_HUB_OFFLINE=1 or no network) the embedded gallery in styles/ still works; styles from the Hub
   then load only if they are already in the Hugging Face cache.
-- Uploads reach our functions undecoded (`preprocess=False`): fastnst.load_image, with its decompression-bomb
-  guard and EXIF handling, is the only code that opens them, so a bad file gets its one-sentence error instead
-  of a Gradio processing error.
+- Uploads reach our functions undecoded (`preprocess=False`): fastnst.load_image, with its decoder allow-list,
+  decompression-bomb guard and EXIF handling, is the only code that opens them, so a bad file gets its
+  one-sentence error instead of a Gradio processing error, and no upload ever starts an external program.
+- Nothing is done at import: `build_demo()` returns the Blocks, `main()` paints missing tiles, asks the Hub for
+  community styles, warms up the default style and launches, so tests can import the handlers directly.
+- What is kept on disk, and for how long: uploads and results in Gradio's cache are deleted an hour after they
+  were made (`delete_cache`, checked every 10 minutes); a failed or cancelled fit is deleted at once; a finished
+  fit stays FIT_KEEP_S (2 hours) for its visitor to paint with and publish, all fits together at most
+  FITS_MAX_BYTES (training.fit), and every fit this process made is deleted when it exits.
+- Memory: keep_freed_memory makes the CPU reuse freed memory (fast), so a rare large picture would stay resident
+  for good; after each painting, memory over MEMORY_CEILING is handed back to the kernel (fastnst.device).
 - Examples pair each example photo with a gallery style; a click shows that painting, computed on first use and
   then served from Gradio's example cache (`cache_mode="lazy"`: nothing is painted at start-up).
 - API: `Client(url).predict(handle_file("photo.jpg"), "starry-night", 1.0, False, 1024, api_name="/stylize")`.
@@ -21,6 +29,7 @@ import atexit
 import base64
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -32,12 +41,12 @@ from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
 
 import fastnst
-from fastnst.device import keep_freed_memory
+from fastnst.device import keep_freed_memory, trim_freed_memory
 from fastnst.download import parse_repo_id
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
 from fastnst.models.hub import HUB_TAG
 from fastnst.formats import readable_title
-from fastnst.imageio import resize_max_side
+from fastnst.imageio import quiet_decoder_warnings, resize_max_side
 from fastnst.styles import DEFAULT_STYLE, STYLES_DIR, gallery, load_style
 from training import fit
 from training.paintings import slug_of
@@ -46,8 +55,6 @@ try:  # ZeroGPU Spaces: `spaces.GPU` lends a GPU for each call; the package only
     import spaces
 except ImportError:
     spaces = None
-
-keep_freed_memory()  # CPU paintings reuse freed memory instead of page-faulting fresh memory in (fastnst.device)
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [str(p) for p in sorted((HERE / "examples").glob("*.jpg"))]
@@ -59,13 +66,16 @@ DEFAULT_SIDE = 3840 if ON_GPU else 1024  # 4K on a GPU; ~1 MP on a CPU, well und
 LARGEST_SIDE = 3840 if ON_GPU else 2048  # beyond this a CPU keeps people waiting (and the queue behind them)
 SMALLEST_SIDE = 64
 CONCURRENCY = 4 if ON_GPU else 2  # paintings at once: a GPU overlaps transfers and encoding; 2 CPU threads suffice
-QUEUE_SIZE = 64
+QUEUE_SIZE = 64  # waiting paintings; one more is told "Queue is full! Please try again." at once
+UPLOADS_KEPT = (600, 3600)  # Gradio's cache: every 10 min, delete uploads and results older than an hour
+MEMORY_CEILING = int(float(os.environ.get("FASTNST_MEMORY_CEILING_MB", 1536)) * 2**20)
 HUB_LIMIT, HUB_TIMEOUT = 50, 5.0  # community styles: how many, seconds to wait for the list
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # Hugging Face login works on a Space; elsewhere a token field
 FITS_DIR = Path(os.environ.get("FASTNST_FITS_DIR") or Path(tempfile.gettempdir()) / "fastnst-fits")
 PAINTING_SIDE = 1024  # a painting is kept at most this large (training reads it at the family's style size)
 PREVIEW_SIDE, PREVIEW_EVERY_S = 512, 2.0
 FITS: dict[str, fit.FitJob] = {}  # the running fit of each browser session
+MADE_FITS: set[Path] = set()  # every fit folder this process made, deleted when it exits
 FIT_IMAGES_RANGE = (200, 8_000)
 
 
@@ -178,7 +188,15 @@ def output_side(max_side) -> int:
 
 @gpu
 def paint(image, style, strength, preserve_color, max_side):
-    return fastnst.stylize(image, style, strength=strength, preserve_color=preserve_color, max_side=max_side)
+    try:
+        painted = fastnst.stylize(image, style, strength=strength, preserve_color=preserve_color, max_side=max_side)
+    finally:
+        trim_freed_memory(MEMORY_CEILING)  # a large photo's decode is not kept resident for good
+    # Gradio saves a returned picture under a hash of its bytes, rewriting the file in place: two visitors who get
+    # the same picture would have one's download cut short while the other's is being written (an ASGI error,
+    # "Too little data for declared Content-Length"). A painting id in the PNG makes every result its own file.
+    painted.info.update({"Software": "fastnst", "fastnst-painting": uuid.uuid4().hex})
+    return painted
 
 
 def stylize(image, style, strength=1.0, preserve_color=False, max_side=DEFAULT_SIDE):
@@ -263,10 +281,16 @@ def fit_style(painting, photo, title="", image_steps=fit.FIT_IMAGES, repo_name="
     session = request.session_hash if request else uuid.uuid4().hex
     if FITS.get(session) and FITS[session].running:
         raise gr.Error("A style is already being fitted for you; stop or cancel it first.", print_exception=False)
+    fit.sweep(FITS_DIR, keep=[job.out for job in FITS.values()])
     out = FITS_DIR / uuid.uuid4().hex[:12]
     title = (title or "").strip() or readable_title(painting_name(painting))
-    source = checked(save_painting, painting, out / f"{slug_of(title)}.png")
-    job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=budget, title=title)
+    MADE_FITS.add(out)
+    try:
+        source = checked(save_painting, painting, out / f"{slug_of(title)}.png")
+        job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=budget, title=title)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # a fit that did not start leaves nothing
+        raise
     try:
         shown = None
         while job.running:
@@ -310,6 +334,7 @@ def save_painting(painting, dest: Path) -> Path:
     if painting is None:
         raise InvalidImageError("Upload a painting first.")
     image = fastnst.load_image(photo_source(painting))
+    fit.check_fit_painting(image)  # too small or too thin: refused before anything is written
     dest.parent.mkdir(parents=True, exist_ok=True)
     resize_max_side(image, PAINTING_SIDE).save(dest)
     return dest
@@ -338,11 +363,13 @@ def cancel_fit(request: gr.Request):
     return "Cancelled.", None
 
 
-@atexit.register
 def cancel_all_fits():
-    """Fits run in their own process groups: stop them with the app (Ctrl-C, or the end of the process)."""
+    """Fits run in their own process groups: stop them with the app (Ctrl-C, or the end of the process), and
+    delete every fit folder this process made."""
     for job in list(FITS.values()):
         job.cancel()
+    for folder in MADE_FITS:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def add_fitted_style(folder, tiles, names):
@@ -373,11 +400,6 @@ def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None 
     return f"**Published:** [{repo_id}]({url}). Anyone can now load it under “More styles from the Hub”."
 
 
-TILES, NAMES = gallery_tiles()
-EXAMPLE_ROWS = example_rows(NAMES)
-START = DEFAULT_STYLE if DEFAULT_STYLE in NAMES else next(iter(NAMES), "")
-COMMUNITY = community_styles(exclude={m.get("hub_repo") for m in gallery()})
-warm_up(NAMES)
 CSS = """
 #styles .grid-wrap { min-height: 0; max-height: 70vh; }  /* Gradio's default: 450 px whatever the tile count */
 /* as many ~170 px tiles as fit: six on a laptop, two on a phone (a fixed column count overflows phones) */
@@ -386,102 +408,124 @@ CSS = """
 #styles .caption-label { white-space: normal; max-width: calc(100% - 2 * var(--block-label-margin)); }
 """
 
-with gr.Blocks(title="fastnst: paint your photo", delete_cache=(3600, 3600)) as demo:
-    gr.Markdown("# fastnst: paint your photo like a famous painting\n"
-                "**1.** Upload, paste or drop a photo, or pick an example. **2.** Click a painting in the "
-                "gallery. **3.** Download the result at full size (⬇ on the painted image).")
-    with gr.Row():
-        with gr.Column():
-            photo = gr.Image(label="Your photo", type="filepath", sources=["upload", "clipboard", "webcam"],
-                             height=340, elem_id="photo")
-            examples_slot = gr.Column()  # filled below, once the hidden style box exists
-        with gr.Column():
-            result = gr.Image(label="Painted", format="png", interactive=False, height=340, elem_id="result",
-                              buttons=["download", "fullscreen"])
-            with gr.Row(equal_height=True):
-                strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
-                                     info="0 = your photo, 1 = fully painted")
-                size = gr.Slider(SMALLEST_SIDE, LARGEST_SIDE, value=DEFAULT_SIDE, step=64, label="Output size",
-                                 info="longest side in pixels (never enlarged)")
-            with gr.Row(equal_height=True):
-                preserve = gr.Checkbox(label="Keep the photo's colours", info="take only light and brushwork")
-                go = gr.Button("Paint", variant="primary")
-    styles = gr.Gallery(TILES, label="Styles: click one", columns=6, height="auto", object_fit="cover",
-                        allow_preview=False, fit_columns=False, interactive=False, buttons=[], elem_id="styles",
-                        selected_index=list(NAMES).index(START) if START else None, visible=bool(TILES))
-    empty = gr.Markdown("**The style gallery is empty on this machine:** load a style from the Hugging Face Hub "
-                        "below.", visible=not TILES)
-    with gr.Accordion("More styles from the Hugging Face Hub", open=not TILES):
-        with gr.Row(equal_height=True):
-            repo = gr.Textbox(label="Hub repo", placeholder="user/repo or user/repo@revision", scale=3)
-            load = gr.Button("Load style", scale=1)
-        community = gr.Dropdown(COMMUNITY, value=None, label=f"Community styles (Hub tag: {HUB_TAG})",
-                                visible=bool(COMMUNITY))
-    with gr.Accordion("Make a style from your painting", open=False, elem_id="fit"):
-        gr.Markdown("Upload a painting: a network learns it, starting from the gallery's shared network, and "
-                    "paints your photo above as it learns. Stop when it looks right; the style joins your gallery, "
-                    "and you can publish it to the Hugging Face Hub under your account. One fit runs at a time.")
+def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
+    """The page. `tiles` and `captions` ({style: caption}) as gallery_tiles() makes them; `community`: Hub repo
+    ids for the dropdown. Builds components only: nothing is painted, downloaded or loaded."""
+    tiles, captions = list(tiles), dict(captions or {})
+    rows = example_rows(captions)
+    start = DEFAULT_STYLE if DEFAULT_STYLE in captions else next(iter(captions), "")
+    with gr.Blocks(title="fastnst: paint your photo", delete_cache=UPLOADS_KEPT) as demo:
+        gr.Markdown("# fastnst: paint your photo like a famous painting\n"
+                    "**1.** Upload, paste or drop a photo, or pick an example. **2.** Click a painting in the "
+                    "gallery. **3.** Download the result at full size (⬇ on the painted image).")
         with gr.Row():
-            painting_in = gr.Image(label="Your painting", type="filepath", sources=["upload", "clipboard"],
-                                   height=260, elem_id="painting")
             with gr.Column():
-                fit_title = gr.Textbox(label="Style name",
-                                       placeholder="e.g. Sunflowers at Dusk (default: the file name)")
-                fit_images = gr.Slider(*FIT_IMAGES_RANGE, value=fit.FIT_IMAGES, step=100, label="Training images",
-                                       info="more: closer to the painting, and longer")
-                with gr.Row():
-                    fit_go = gr.Button("Fit style", variant="primary", elem_id="fit-go")
-                    fit_stop = gr.Button("Looks right: stop", elem_id="fit-stop")
-                    fit_cancel = gr.Button("Cancel", variant="stop", elem_id="fit-cancel")
-                fit_status = gr.Markdown(elem_id="fit-status")
-            fit_preview = gr.Image(label="Preview on your photo", interactive=False, height=260, elem_id="fit-preview")
-        with gr.Row(equal_height=True):
-            if ON_SPACE:
-                gr.LoginButton()
-            token = gr.Textbox(label="Hugging Face write token", type="password", visible=not ON_SPACE, scale=2,
-                               elem_id="token")
-            repo_name = gr.Textbox(label="Hub repo name", placeholder="my-painting-style (under your account)",
-                                   scale=2, elem_id="repo-name")
-            publish = gr.Button("Publish to the Hub", scale=1, elem_id="publish")
-        publish_status = gr.Markdown(elem_id="publish-status")
-    fitted = gr.Textbox("", label="fitted style", visible="hidden")  # the last fit's folder, for /publish_style
-    style = gr.Textbox(START, label="style", visible="hidden")  # the selected style's name, for the API
-    names = gr.State(NAMES)  # {style name: caption} in this visitor's gallery order (Hub styles are per visitor)
-    with examples_slot:
-        # Painted at the default controls on first use, then served from Gradio's cache (lazy: nothing is
-        # computed at start-up).
-        gr.Examples(EXAMPLE_ROWS or EXAMPLES, inputs=[photo, style] if EXAMPLE_ROWS else photo, outputs=result,
-                    fn=stylize if EXAMPLE_ROWS else None, cache_examples=bool(EXAMPLE_ROWS),
-                    cache_mode="lazy", visible_columns=[0], label="Example photos (public domain / CC0)",
-                    preprocess=False)
+                photo = gr.Image(label="Your photo", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                 height=340, elem_id="photo")
+                examples_slot = gr.Column()  # filled below, once the hidden style box exists
+            with gr.Column():
+                result = gr.Image(label="Painted", format="png", interactive=False, height=340, elem_id="result",
+                                  buttons=["download", "fullscreen"])
+                with gr.Row(equal_height=True):
+                    strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
+                                         info="0 = your photo, 1 = fully painted")
+                    size = gr.Slider(SMALLEST_SIDE, LARGEST_SIDE, value=DEFAULT_SIDE, step=64, label="Output size",
+                                     info="longest side in pixels (never enlarged)")
+                with gr.Row(equal_height=True):
+                    preserve = gr.Checkbox(label="Keep the photo's colours", info="take only light and brushwork")
+                    go = gr.Button("Paint", variant="primary")
+        styles = gr.Gallery(tiles, label="Styles: click one", columns=6, height="auto", object_fit="cover",
+                            allow_preview=False, fit_columns=False, interactive=False, buttons=[], elem_id="styles",
+                            selected_index=list(captions).index(start) if start else None, visible=bool(tiles))
+        empty = gr.Markdown("**The style gallery is empty on this machine:** load a style from the Hugging Face Hub "
+                            "below.", visible=not tiles)
+        with gr.Accordion("More styles from the Hugging Face Hub", open=not tiles):
+            with gr.Row(equal_height=True):
+                repo = gr.Textbox(label="Hub repo", placeholder="user/repo or user/repo@revision", scale=3)
+                load = gr.Button("Load style", scale=1)
+            community_list = gr.Dropdown(community, value=None, label=f"Community styles (Hub tag: {HUB_TAG})",
+                                         visible=bool(community))
+        with gr.Accordion("Make a style from your painting", open=False, elem_id="fit"):
+            gr.Markdown("Upload a painting: a network learns it, starting from the gallery's shared network, and "
+                        "paints your photo above as it learns. Stop when it looks right; the style joins your gallery, "
+                        "and you can publish it to the Hugging Face Hub under your account. One fit runs at a time.")
+            with gr.Row():
+                painting_in = gr.Image(label="Your painting", type="filepath", sources=["upload", "clipboard"],
+                                       height=260, elem_id="painting")
+                with gr.Column():
+                    fit_title = gr.Textbox(label="Style name",
+                                           placeholder="e.g. Sunflowers at Dusk (default: the file name)")
+                    fit_images = gr.Slider(*FIT_IMAGES_RANGE, value=fit.FIT_IMAGES, step=100, label="Training images",
+                                           info="more: closer to the painting, and longer")
+                    with gr.Row():
+                        fit_go = gr.Button("Fit style", variant="primary", elem_id="fit-go")
+                        fit_stop = gr.Button("Looks right: stop", elem_id="fit-stop")
+                        fit_cancel = gr.Button("Cancel", variant="stop", elem_id="fit-cancel")
+                    fit_status = gr.Markdown(elem_id="fit-status")
+                fit_preview = gr.Image(label="Preview on your photo", interactive=False, height=260,
+                                       elem_id="fit-preview")
+            with gr.Row(equal_height=True):
+                if ON_SPACE:
+                    gr.LoginButton()
+                token = gr.Textbox(label="Hugging Face write token", type="password", visible=not ON_SPACE, scale=2,
+                                   elem_id="token")
+                repo_name = gr.Textbox(label="Hub repo name", placeholder="my-painting-style (under your account)",
+                                       scale=2, elem_id="repo-name")
+                publish = gr.Button("Publish to the Hub", scale=1, elem_id="publish")
+            publish_status = gr.Markdown(elem_id="publish-status")
+        fitted = gr.Textbox("", label="fitted style", visible="hidden")  # the last fit's folder, for /publish_style
+        style = gr.Textbox(start, label="style", visible="hidden")  # the selected style's name, for the API
+        names = gr.State(captions)  # {style name: caption} in this visitor's gallery order (Hub styles are per visitor)
+        with examples_slot:
+            # Painted at the default controls on first use, then served from Gradio's cache (lazy: nothing is
+            # computed at start-up).
+            gr.Examples(rows or EXAMPLES, inputs=[photo, style] if rows else photo, outputs=result,
+                        fn=stylize if rows else None, cache_examples=bool(rows),
+                        cache_mode="lazy", visible_columns=[0], label="Example photos (public domain / CC0)",
+                        preprocess=False)
 
-    painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names], outputs=result,
-                    preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY,
-                    trigger_mode="always_last", api_visibility="private")
-    go.click(stylize, [photo, style, strength, preserve, size], result, api_name="stylize", preprocess=False,
-             concurrency_id="paint", concurrency_limit=CONCURRENCY)
-    # .input, not .change: an example sets the photo too, and its painting comes from the cache instead.
-    gr.on([photo.input, strength.release, preserve.input, size.release], **painting)
-    style.change(show_style, [style, names], [styles, result], api_visibility="private", queue=False)
-    styles.select(pick_style, names, style, api_visibility="private").then(**painting)
-    hub_outputs = [styles, names, style, empty]
-    gr.on([load.click, repo.submit], add_hub_style, [repo, styles, names], hub_outputs,
-          api_visibility="private").success(**painting)
-    community.input(add_hub_style, [community, styles, names], hub_outputs, api_visibility="private"
-                    ).success(**painting)
+        painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names], outputs=result,
+                        preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY,
+                        trigger_mode="always_last", api_visibility="private")
+        go.click(stylize, [photo, style, strength, preserve, size], result, api_name="stylize", preprocess=False,
+                 concurrency_id="paint", concurrency_limit=CONCURRENCY)
+        # .input, not .change: an example sets the photo too, and its painting comes from the cache instead.
+        gr.on([photo.input, strength.release, preserve.input, size.release], **painting)
+        style.change(show_style, [style, names], [styles, result], api_visibility="private", queue=False)
+        styles.select(pick_style, names, style, api_visibility="private").then(**painting)
+        hub_outputs = [styles, names, style, empty]
+        gr.on([load.click, repo.submit], add_hub_style, [repo, styles, names], hub_outputs,
+              api_visibility="private").success(**painting)
+        community_list.input(add_hub_style, [community_list, styles, names], hub_outputs, api_visibility="private"
+                        ).success(**painting)
 
-    fitting = fit_go.click(fit_style, [painting_in, photo, fit_title, fit_images, repo_name, token],
-                           [fit_status, fit_preview, fitted], api_name="fit_style", preprocess=False,
-                           concurrency_id="fit", concurrency_limit=1)  # one at a time; others see their place
-    fitting.success(add_fitted_style, [fitted, styles, names], hub_outputs, api_visibility="private"
-                    ).success(**painting)
-    fit_stop.click(stop_fit, None, None, api_visibility="private", queue=False)
-    fit_cancel.click(cancel_fit, None, [fit_status, fit_preview], cancels=[fitting], api_visibility="private",
-                     queue=False)
-    publish.click(publish_style, [fitted, repo_name, token], publish_status, api_name="publish_style",
-                  concurrency_id="hub", concurrency_limit=2)
+        fitting = fit_go.click(fit_style, [painting_in, photo, fit_title, fit_images, repo_name, token],
+                               [fit_status, fit_preview, fitted], api_name="fit_style", preprocess=False,
+                               concurrency_id="fit", concurrency_limit=1)  # one at a time; others see their place
+        fitting.success(add_fitted_style, [fitted, styles, names], hub_outputs, api_visibility="private"
+                        ).success(**painting)
+        fit_stop.click(stop_fit, None, None, api_visibility="private", queue=False)
+        fit_cancel.click(cancel_fit, None, [fit_status, fit_preview], cancels=[fitting], api_visibility="private",
+                         queue=False)
+        publish.click(publish_style, [fitted, repo_name, token], publish_status, api_name="publish_style",
+                      concurrency_id="hub", concurrency_limit=2)
 
-demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def main():
+    """Set the process up, gather what the page shows, and serve it."""
+    keep_freed_memory()  # CPU paintings reuse freed memory instead of page-faulting fresh memory in
+    quiet_decoder_warnings()  # visitors' odd files must not fill the log with Pillow's warnings
+    atexit.register(cancel_all_fits)
+    fit.sweep(FITS_DIR)  # fits left by an earlier run past their time
+    tiles, captions = gallery_tiles()
+    community = community_styles(exclude={m.get("hub_repo") for m in gallery()})
+    warm_up(captions)
+    demo = build_demo(tiles, captions, community)
+    demo.launch(css=CSS, allowed_paths=[str(STYLES_DIR), str(HERE / "examples")], max_file_size="30mb")
+
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, allowed_paths=[str(STYLES_DIR), str(HERE / "examples")], max_file_size="30mb")
+    main()

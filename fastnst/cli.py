@@ -15,6 +15,7 @@ import torch
 
 from .device import keep_freed_memory
 from .errors import FastNSTError, InvalidOptionError
+from .imageio import quiet_decoder_warnings
 from .inference import stylize
 from .styles import CHOICES, gallery, load_style
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()
+    quiet_decoder_warnings()  # the person reads our sentence, not Pillow's warnings and paths
     try:
         args.run(args)
     except FastNSTError as err:

@@ -117,7 +117,7 @@ def test_bad_upload_shows_the_library_sentence(app, page):
     bad.write_text("I am text, not a PNG.\n")
     open_app(page, app.url)
     upload(page, bad)
-    assert "is not an image fastnst can read" in toast_text(page)
+    assert "is not an image fastnst reads" in toast_text(page)
     assert "Traceback" not in page.content()
 
 

@@ -7,11 +7,12 @@ import time
 
 import pytest
 
-from fastnst.errors import HubError
+from fastnst.errors import HubError, InvalidImageError
 from fastnst.formats import INFO_FILE, WEIGHTS_FILE
 from fastnst.styles import load_style
 from tests.app_helpers import FIT_RECIPE, make_family, make_photo, make_photos
 from training import fit
+from training.paintings import PaintingError
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +65,40 @@ def test_cancel_stops_at_once_and_leaves_nothing(setup):
     assert not job.running and not (setup["tmp"] / "cancelled").exists()
 
 
-def test_a_fit_that_fails_reports_the_trainers_sentence(setup, tmp_path):
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"not an image")
-    job = fit.FitJob.start(broken, out=tmp_path / "run", image_steps=40, title="Broken", photos=setup["photos"],
-                           family=setup["family"])
-    with pytest.raises(fit.FitError, match="broken.png"):
+def test_a_fit_that_fails_reports_the_trainers_sentence_and_leaves_nothing(setup, tmp_path):
+    (tmp_path / "no-photos").mkdir()
+    job = fit.FitJob.start(setup["painting"], out=tmp_path / "run", image_steps=40, title="X",
+                           photos=tmp_path / "no-photos", family=setup["family"])
+    with pytest.raises(fit.FitError, match="No images"):
         job.wait_result(timeout=60)
+    assert not (tmp_path / "run").exists()
     with pytest.raises(fit.FitError, match="no gallery family"):
         fit.FitJob.start(setup["painting"], out=tmp_path / "run2", title="X", photos=setup["photos"],
                          family=tmp_path / "nothing")
+    assert not (tmp_path / "run2").exists()
+
+
+@pytest.mark.parametrize("size, says", [((1, 1), "1×1 pixels; a style needs at least 32"),
+                                        ((1, 10_000), "at least 32 pixels on its shorter side"),
+                                        ((30, 200), "at least 32"), ((40, 200), "longer than 4:1")])
+def test_a_painting_too_small_or_thin_is_refused_before_anything_starts(setup, tmp_path, size, says):
+    from PIL import Image
+
+    painting = tmp_path / "tiny.png"
+    Image.new("RGB", size, (200, 40, 40)).save(painting)
+    with pytest.raises(PaintingError, match=says):
+        fit.FitJob.start(painting, out=tmp_path / "run", image_steps=40, title="X", photos=setup["photos"],
+                         family=setup["family"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_file_that_is_no_painting_is_refused_before_anything_starts(setup, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n{ } loop\n")
+    with pytest.raises(InvalidImageError, match="broken.png' is not an image fastnst reads"):
+        fit.FitJob.start(broken, out=tmp_path / "run", image_steps=40, title="Broken", photos=setup["photos"],
+                         family=setup["family"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_photos_from_a_folder_or_a_hub_dataset(setup, hub, monkeypatch):

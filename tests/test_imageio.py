@@ -306,3 +306,112 @@ def test_resize_max_side():
     assert resize_max_side(Image.new("RGB", (3000, 2), RED), 100).size == (100, 1)
     with pytest.raises(ValueError):
         resize_max_side(img, 0)
+
+
+# ------------------------------------------------------------------------------------- the decoder allow-list
+
+
+LOOPING_EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n{ } loop\n%%EOF\n"
+
+
+def jpeg_claiming(width, height):
+    """A valid 64×64 grey JPEG whose frame header claims width×height: ~700 bytes that decode to that many."""
+    data = bytearray(encode(Image.new("RGB", (64, 64), (128, 128, 128)), "JPEG"))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_postscript_is_refused_without_starting_ghostscript(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    marker = tmp_path / "gs-ran"
+    fake_gs = tmp_path / "bin" / "gs"
+    fake_gs.parent.mkdir()
+    fake_gs.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\n")
+    fake_gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_gs.parent}:/usr/bin:/bin")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # look for gs again, on this PATH
+    # The control: plain Pillow hands this file to whatever `gs` is installed, whatever its name says.
+    try:
+        Image.open(io.BytesIO(LOOPING_EPS)).load()
+    except Exception:
+        pass
+    assert marker.exists()
+    marker.unlink()
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+
+    path = tmp_path / "holiday.png"
+    path.write_bytes(LOOPING_EPS)
+    for source in (LOOPING_EPS, path, io.BytesIO(LOOPING_EPS)):
+        msg = raises(InvalidImageError, source)
+        assert "JPEG, PNG, WebP, GIF, BMP, TIFF" in msg
+    # A PIL image the caller opened but did not decode is refused too, before load() could start gs.
+    msg = raises(InvalidImageError, Image.open(io.BytesIO(LOOPING_EPS)))
+    assert "EPS" in msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "PCX", "SGI", "PPM", "TGA", "XBM", "IM", "DDS", "QOI"])
+def test_formats_outside_the_allow_list_are_refused(fmt):
+    img = Image.new("1" if fmt == "XBM" else "RGB", (16, 16), 1 if fmt == "XBM" else RED)
+    assert Image.open(io.BytesIO(encode(img, fmt))).format  # Pillow itself reads it
+    msg = raises(InvalidImageError, encode(img, fmt))
+    assert "is not an image fastnst reads" in msg
+
+
+def test_allowed_formats_are_the_promised_ones():
+    from fastnst.imageio import FORMATS
+
+    assert FORMATS[:6] == ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+    assert set(FORMATS[6:]) <= {"AVIF", "HEIF"}
+    for fmt in FORMATS:
+        if fmt != "HEIF":
+            assert checked(load_image(encode(Image.new("RGB", (16, 16), BLUE), fmt))).size == (16, 16), fmt
+
+
+def test_a_header_that_the_bytes_cannot_hold_is_refused_before_decoding():
+    lie = jpeg_claiming(5000, 7000)
+    assert len(lie) < 2000 and Image.open(io.BytesIO(lie)).size == (5000, 7000)
+    msg = raises(InvalidImageError, lie)
+    assert "5000×7000" in msg and f"{len(lie):,} bytes" in msg
+    assert "declares 3000×3000" in raises(InvalidImageError, png_claiming(3000, 3000))
+    # Honest files as small as their content allows still load: a flat 2000×1500 JPEG and a 1-bit PNG.
+    assert load_image(encode(Image.new("RGB", (2000, 1500), RED), "JPEG")).size == (2000, 1500)
+    assert load_image(encode(Image.new("1", (3000, 2000), 1), "PNG", optimize=True)).size == (3000, 2000)
+    assert load_image(encode(Image.new("P", (3000, 2000), 3), "GIF")).size == (3000, 2000)
+
+
+def test_a_jpeg_of_thousands_of_scans_is_not_decoded():
+    data = encode(Image.new("RGB", (16, 16), RED), "JPEG", progressive=True)
+    eoi = data.rindex(b"\xff\xd9")
+    empty_scan = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00"  # header of a scan with no data
+    msg = raises(InvalidImageError, data[:eoi] + empty_scan * 100 + data[eoi:])
+    assert "more than 64 scans" in msg
+
+
+def test_size_messages_use_true_numbers():
+    msg = raises(ImageTooLargeError, png_claiming(6001, 6000))
+    assert "36.01 MP" in msg and "limit of 36 MP" in msg
+    msg = raises(ImageTooLargeError, png_claiming(2**31 - 1, 2**31 - 1))
+    assert "impossible size" in msg and "MP" not in msg
+    nan = Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32))
+    assert "array" not in raises(InvalidImageError, encode(nan, "TIFF"))
+
+
+def test_quiet_decoder_warnings_silences_pillow_only(tmp_path):
+    import subprocess
+    import sys
+
+    # EXIF whose one tag points 1,000 bytes past the data: Pillow warns as it reads it (its file path included).
+    ifd = struct.pack("<IHHHII", 8, 1, 0x010E, 2, 100, 1000) + struct.pack("<I", 0)
+    data = encode(Image.new("RGB", (8, 8), RED), "JPEG", exif=b"Exif\x00\x00II*\x00" + ifd)
+    path = tmp_path / "corrupt-exif.jpg"
+    path.write_bytes(data)
+    code = ("import sys, warnings; from fastnst.imageio import load_image, quiet_decoder_warnings\n"
+            "if sys.argv[1] == 'quiet': quiet_decoder_warnings()\n"
+            f"load_image({str(path)!r}); warnings.warn('ours')\n")
+    loud = subprocess.run([sys.executable, "-c", code, "loud"], capture_output=True, text=True)
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True)
+    assert "PIL" in loud.stderr and "ours" in loud.stderr
+    assert "PIL" not in quiet.stderr and "ours" in quiet.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fastnst.device import keep_freed_memory
 from fastnst.errors import FastNSTError
+from fastnst.imageio import quiet_decoder_warnings
 
 from . import trainer as T
 from .paintings import parse_paintings
@@ -149,6 +150,7 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # "finish early" before the loop has begun: nothing to export
         a = vars(train_parser().parse_args(argv))
         keep_freed_memory()  # training steps reuse freed memory instead of page-faulting fresh memory in
+        quiet_decoder_warnings()
         hub = {k: a.pop(k) for k in ("push_to_hub", "private", "revision")}
         for painting in parse_paintings(a["style"]):
             if not Path(painting.path).is_file():

@@ -22,14 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
 from fastnst.errors import FastNSTError
+from fastnst.imageio import load_image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 CACHE_DIR = Path(os.environ.get("FASTNST_DATA_CACHE", Path.home() / ".cache" / "fastnst" / "data"))
-CACHE_VERSION = 1       # bump when the stored layout or the resizing changes
+# The cache keeps the most recently used photo sets up to this size (a 700-photo set at 148 px is ~46 MB).
+CACHE_MAX_BYTES = int(float(os.environ.get("FASTNST_DATA_CACHE_MAX_MB", 1024)) * 2**20)
+CACHE_VERSION = 2       # bump when the stored layout or the resizing changes
 PREP_FACTOR = 1.15      # default prep side = crop × this: a little room around each random crop
 MIN_SIDE_FACTOR = 0.5   # photos whose shorter side is below crop × this are skipped (upscaling them is mush)
 GPU_FRACTION = 0.5      # keep the cache on the GPU only if it takes at most this share of free GPU memory
@@ -72,11 +75,9 @@ def cache_key(paths: list[Path], prep_side: int) -> str:
 
 def _decode(path: Path, side: int, min_side: int):
     """One photo → (side, side, 3) uint8 centre square, or None if it is unreadable, truncated or too small."""
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (side, side))  # JPEG: let libjpeg downscale by 1/2, 1/4... while keeping ≥ side
-            im = ImageOps.exif_transpose(im).convert("RGB")  # convert() forces the full decode: truncation raises
-    except Exception:  # not an image, truncated, decompression bomb, unsupported mode: skip, never fatal
+    try:  # through the same allow-list and budget as every other picture; JPEGs decode at 1/2, 1/4... ≥ side
+        im = load_image(path, draft=(side, side))
+    except FastNSTError:  # not an image, truncated, decompression bomb, unsupported format: skip, never fatal
         return None
     w, h = im.size
     if min(w, h) < min_side:
@@ -113,6 +114,7 @@ def build_cache(source, *, prep_side: int, min_side: int, cache_dir=None, worker
     key = cache_key(paths, prep_side)
     npy, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if meta_path.is_file() and npy.is_file():  # the .json is written last: its presence means "complete"
+        meta_path.touch()  # most recently used: the last to be pruned
         return _open(npy, meta_path, reused=True)
 
     tmp = cache_dir / f"{key}.npy.tmp{os.getpid()}"
@@ -141,7 +143,44 @@ def build_cache(source, *, prep_side: int, min_side: int, cache_dir=None, worker
     tmp_meta = meta_path.with_suffix(f".json.tmp{os.getpid()}")
     tmp_meta.write_text(json.dumps(meta))
     os.replace(tmp_meta, meta_path)
+    prune_cache(cache_dir, keep=key)
     return _open(npy, meta_path, reused=False)
+
+
+def prune_cache(cache_dir: Path, *, keep: str, max_bytes: int | None = None) -> None:
+    """Delete the least recently used photo sets until the cache holds at most `max_bytes` (CACHE_MAX_BYTES),
+    never the set `keep`, and the half-written files of processes that were killed while writing one.
+    A set deleted while a training run still reads it stays readable to that run (its memory map holds it)."""
+    max_bytes = CACHE_MAX_BYTES if max_bytes is None else max_bytes
+    for tmp in cache_dir.glob("*.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+    sets = []
+    for meta in cache_dir.glob("*.json"):
+        npy = meta.with_suffix(".npy")
+        try:
+            sets.append((meta.stat().st_mtime, meta.stem, meta, npy, npy.stat().st_size if npy.exists() else 0))
+        except OSError:
+            continue
+    total = sum(entry[-1] for entry in sets)
+    for _, stem, meta, npy, size in sorted(sets):
+        if total <= max_bytes:
+            break
+        if stem != keep:
+            meta.unlink(missing_ok=True)
+            npy.unlink(missing_ok=True)
+            total -= size
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _open(npy: Path, meta_path: Path, *, reused: bool) -> PhotoCache:

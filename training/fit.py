@@ -6,6 +6,8 @@
     job.finish_early()    # "that looks right": export at the step reached (SIGUSR1 to the trainer)
     job.cancel()          # kill it at once and delete its folder
     job.wait_result()     # the exported style folder (RUN/export-fp16), or FitError with the trainer's sentence
+                          # (a failed fit deletes its folder too)
+    sweep("fits")         # finished fits older than FIT_KEEP_S, then the oldest past FITS_MAX_BYTES, are deleted
     publish(job.out, "my-style", token)  # the same push as `python -m training ... --push-to-hub`
 
 Why a child process (`python -m training --from <family>`): cancelling must free the CPU at once (a thread
@@ -21,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +32,11 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from fastnst.errors import FastNSTError, HubError
 from fastnst.formats import WEIGHTS_FILE, has_network, read_info, read_metadata, recipe_of
+from fastnst.imageio import load_image
 from fastnst.styles import STYLES_DIR
 from fastnst.vgg import WEIGHTS_ENV
 
+from .paintings import check_painting
 from .publish import EXPORT_FP16_DIR, PREVIEW_DIR, hub_reason, push_run
 from .trainer import HISTORY
 
@@ -49,6 +54,8 @@ RECIPE_FLAGS = {"crop": "--crop", "batch_size": "--batch-size", "style_size": "-
                 "loss_arch": "--loss-arch", "content_weight": "--content-weight",
                 "style_weight": "--style-weight", "lr": "--lr"}
 LOG_FILE = "fit.log"
+FIT_KEEP_S = 2 * 3600                 # a finished fit stays this long for its visitor to paint with and publish
+FITS_MAX_BYTES = 500 * 2**20          # and all fits together never hold more: the oldest finished go first
 
 
 class FitError(FastNSTError, RuntimeError):
@@ -124,13 +131,21 @@ class FitJob:
 
     @classmethod
     def start(cls, painting, *, out, image_steps: int = FIT_IMAGES, title: str, photos=None, family=FAMILY):
+        """Check the painting and the family, then start the trainer; on any failure nothing is left in `out`."""
+        check_fit_painting(load_image(painting), family)
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        command = train_command(Path(painting), out, photos=Path(photos or training_photos()),
-                                image_steps=image_steps, title=title, family=family)
-        with open(out / LOG_FILE, "wb") as log:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
+        existed = out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            command = train_command(Path(painting), out, photos=Path(photos or training_photos()),
+                                    image_steps=image_steps, title=title, family=family)
+            with open(out / LOG_FILE, "wb") as log:
+                process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
+        except BaseException:
+            if not existed:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
         return cls(process, out, image_steps)
 
     @property
@@ -172,12 +187,39 @@ class FitJob:
         export = self.out / EXPORT_FP16_DIR
         if self.process.returncode == 0 and (export / WEIGHTS_FILE).is_file():
             return export
-        raise FitError(self.failure())
+        reason = self.failure()
+        shutil.rmtree(self.out, ignore_errors=True)  # a failed fit has nothing worth keeping
+        raise FitError(reason)
 
     def failure(self) -> str:
         lines = (self.out / LOG_FILE).read_text(errors="replace").splitlines() if (self.out / LOG_FILE).exists() else []
         said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
         return said[-1] if said else f"The fit stopped unexpectedly (exit code {self.process.returncode})."
+
+
+def check_fit_painting(image, family=None) -> None:
+    """A painting a fit can learn from: at least one training crop of the family on its shorter side (a smaller
+    one holds less texture than a single training step looks at), and not a strip."""
+    check_painting(image.size, smallest_side=int(family_recipe(family or FAMILY).get("crop") or 128))
+
+
+def sweep(folder, *, keep=(), max_age_s: float = FIT_KEEP_S, max_bytes: int = FITS_MAX_BYTES) -> list[Path]:
+    """Delete fits in `folder` older than `max_age_s`, then the oldest until the rest fit in `max_bytes`; the
+    folders in `keep` (running fits) stay whatever their age. Returns what was deleted."""
+    keep = {Path(k).resolve() for k in keep}
+    try:
+        fits = [p for p in Path(folder).iterdir() if p.is_dir() and p.resolve() not in keep]
+    except OSError:
+        return []
+    fits.sort(key=_mtime)
+    total = sum(_size(p) for p in fits) + sum(_size(p) for p in keep)
+    now, deleted = time.time(), []
+    for fit_dir in fits:
+        if now - _mtime(fit_dir) > max_age_s or total > max_bytes:
+            total -= _size(fit_dir)
+            shutil.rmtree(fit_dir, ignore_errors=True)
+            deleted.append(fit_dir)
+    return deleted
 
 
 def check_repo(name: str, token: str | None) -> str:
@@ -219,6 +261,24 @@ def _rows(path: Path) -> list[dict]:
             return list(csv.DictReader(f))
     except OSError:
         return []
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:  # deleted meanwhile
+                pass
+    return total
 
 
 def _duration(seconds: float) -> str:

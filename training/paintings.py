@@ -16,6 +16,8 @@ from fastnst.errors import FastNSTError
 from fastnst.imageio import image_to_tensor, load_image, resize_max_side
 
 OPTIONS = {"weight": float, "size": int}
+SMALLEST_SIDE = 16  # the loss network's deepest style layer (relu5_1) sees the painting at 1/16 of its size
+WIDEST_ASPECT = 4   # a longer strip than 4:1 is a border or a banner, not a painting whose texture we can learn
 
 
 class PaintingError(FastNSTError, ValueError):
@@ -64,8 +66,21 @@ def parse_paintings(specs) -> list[Painting]:
     return paintings
 
 
+def check_painting(size: tuple[int, int], smallest_side: int = SMALLEST_SIDE, name: str = "The painting") -> None:
+    """Refuse, in one sentence, a painting too small or too thin to learn a style from, before any work starts."""
+    w, h = size
+    if min(w, h) < smallest_side:
+        raise PaintingError(f"{name} is {w}×{h} pixels; a style needs at least {smallest_side} pixels on its "
+                            f"shorter side, so use a larger picture of it.")
+    if max(w, h) > WIDEST_ASPECT * min(w, h):
+        raise PaintingError(f"{name} is {w}×{h} pixels, longer than {WIDEST_ASPECT}:1; crop it to the painted "
+                            f"part and try again.")
+
+
 def load_painting(path, max_side: int) -> torch.Tensor:
     """(1, 3, H, W) in [0, 1], the longer side at most `max_side` (0: as is)."""
     if not Path(path).is_file():
         raise PaintingError(f"Style image {path} does not exist.")
-    return image_to_tensor(resize_max_side(load_image(path), max_side or None))
+    image = resize_max_side(load_image(path), max_side or None)
+    check_painting(image.size, name=f"Style image {Path(path).name}")
+    return image_to_tensor(image)
