@@ -1,14 +1,11 @@
 """Inference: `stylize(image, style)` for photos, `stylize_tensor(batch, style)` for video frames.
 
-Execution modes (by measurement on an H100, batch 1, TransformerNet; see bench/inference.py):
-    fp32 eager                       18.2 ms at 1080p, 70.1 ms at 4K
-    bf16 + channels_last eager       29.0 ms at 1080p (slower: InstanceNorm)
-    bf16 + channels_last + compile    6.8 ms at 1080p
-so a GPU defaults to "compile" (falling back to fp32 eager if compilation fails). A CPU with native bf16
-(AVX512-BF16 or AMX, `fastnst.device.cpu_has_bf16`) defaults to "bf16": bf16 autocast + channels_last, ~1.4x
-faster than fp32 at 1 MP on two cores with the light networks, 0.25 levels mean difference; other CPUs use
-"fp32" (emulated bf16 is slower). `FASTNST_MODE` overrides the choice. (CPU compilation recompiles for every new
-image size, minutes each: never a default.)
+Execution modes: a GPU defaults to "compile" (bf16 + channels_last + torch.compile; eager bf16 is slower than
+fp32 there because of InstanceNorm, so compilation is what makes bf16 pay), falling back to fp32 eager if
+compilation fails. A CPU with native bf16 (AVX512-BF16 or AMX, `fastnst.device.cpu_has_bf16`) defaults to
+"bf16": bf16 autocast + channels_last, faster than fp32 and visually identical; other CPUs use "fp32" (emulated
+bf16 is slower). `FASTNST_MODE` overrides the choice. CPU compilation recompiles for every new image size, which
+takes minutes, so it is never a default. The measurements behind these choices are in bench/RESULTS.md.
 
 Tiling: images above a pixel budget are processed in tiles. Two things keep the seams invisible:
 1. Instance-norm statistics are global: one pass over the whole image (downscaled to at most STATS_PIXELS)
@@ -40,8 +37,8 @@ MARGIN = 64  # ≥ receptive-field radius (54 px), multiple of 4
 BLEND = 16  # width of the linear cross-fade between neighbouring tile cores
 STATS_PIXELS = 2_100_000  # IN statistics are first taken from the image downscaled to at most this many pixels
 MODES = ("fp32", "bf16", "compile")
-# A network can tell where the picture ends (the padding) and learns to paint a band of its own along the edge (San
-# Giorgio: a blue fringe ~10 px deep). So the photo is painted inside a mirrored frame of BORDER px, cut off after.
+# A network can tell where the picture ends (the padding) and may learn to paint a band of its own along the edge.
+# So the photo is painted inside a mirrored frame of BORDER px, cut off afterwards.
 BORDER = 32
 
 

@@ -1,7 +1,8 @@
 """Styles: the gallery in `styles/`, the Hugging Face Hub and local folders, behind one `load_style(name)`.
 
 A style is named by
-- a gallery slug (`starry-night`): `styles/<slug>/style.json` plus, once trained, the embedded fp16
+- a gallery slug (`starry-night`): `<gallery>/<slug>/style.json` (the gallery is `styles/` in a checkout, the
+  copy inside an installed wheel otherwise, or `FASTNST_STYLES_DIR`) plus, once trained, the embedded fp16
   `model.safetensors` + `config.json` (and `light/` with the width-0.5 CPU network);
 - a Hub repo id (`user/repo` or `user/repo@revision`), downloaded once into the Hugging Face cache;
 - a local folder holding `config.json` + `model.safetensors` (what `save_pretrained` writes).
@@ -20,7 +21,7 @@ import torch
 
 from .device import pick_device
 from .download import fetch_style, parse_repo_id
-from .errors import StyleNotFoundError
+from .errors import InvalidOptionError, StyleNotFoundError
 from .formats import (
     METADATA_FILE,
     TILE_FILE,
@@ -35,7 +36,18 @@ from .formats import (
 )
 from .models import load_network
 
-STYLES_DIR = Path(os.environ.get("FASTNST_STYLES_DIR", Path(__file__).resolve().parent.parent / "styles"))
+
+
+def _default_styles_dir() -> Path:
+    """The copy an installed wheel carries (`fastnst/_gallery/`, built from `styles/`; see pyproject.toml), else
+    `styles/` beside the package, as in a checkout (the Space, editable installs). The wheel's copy is checked
+    first so that an unrelated `styles/` folder in site-packages is never taken for the gallery."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_gallery"
+    return installed if installed.is_dir() else here.parent / "styles"
+
+
+STYLES_DIR = Path(os.environ.get("FASTNST_STYLES_DIR") or _default_styles_dir())
 DEFAULT_STYLE = "starry-night"
 CACHE_SIZE = 8  # networks kept in memory; a full TransformerNet is 6.7 MB in fp32
 CHOICES = ("auto", *VARIANTS)
@@ -79,9 +91,9 @@ def available_styles() -> list[str]:
 
 
 def _pick_variant(variant: str, device: torch.device, have: list[str]) -> str:
-    """`auto` picks the light network on CPU (about 4x faster at 1 MP) and the full one on a GPU."""
+    """`auto` picks the light network on a CPU (several times faster there) and the full one on a GPU."""
     if variant not in CHOICES:
-        raise ValueError(f"variant must be one of {CHOICES}, not {variant!r}")
+        raise InvalidOptionError(f"variant must be one of {', '.join(CHOICES)}, not {variant!r}.")
     if variant != "auto":
         return variant
     prefer = ["light", "full"] if device.type == "cpu" else ["full", "light"]
