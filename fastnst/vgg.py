@@ -5,8 +5,8 @@ normalisation torchvision's weights expect happens inside, so every caller works
 
 Weights, in this order:
 1. `weights=` a path to a safetensors file holding the `features` state dict in torchvision's input convention
-   (the format of `../shared/data/weights/`; files cut after relu4_3 etc. work as long as they cover the layers
-   used), or the environment variable `FASTNST_VGG_WEIGHTS` naming one;
+   (files cut after relu4_3 etc. work as long as they cover the layers used), or the environment variable
+   `FASTNST_VGG_WEIGHTS` naming one;
 2. `weights="imagenet"` (the default when neither is given): torchvision's `VGG16_Weights.IMAGENET1K_V1` /
    `VGG19_Weights.IMAGENET1K_V1`, downloaded once into the torch hub cache;
 3. `weights="random"`: random initialisation, for tests that only need the plumbing.
@@ -18,7 +18,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .errors import LossNetworkUnavailableError
+from .errors import InvalidOptionError, LossNetworkUnavailableError
 from .models.hub import load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -58,11 +58,12 @@ class VGGFeatures(nn.Module):
     def __init__(self, arch: str = "vgg16", layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"), weights=None):
         super().__init__()
         if arch not in _BLOCKS:
-            raise ValueError(f"arch must be one of {sorted(_BLOCKS)}, not {arch!r}")
+            raise InvalidOptionError(f"The loss network must be one of {', '.join(sorted(_BLOCKS))}, not {arch!r}.")
         names = layer_names(arch)
         unknown = [name for name in layers if name not in names]
         if unknown:
-            raise ValueError(f"{arch} has no layer(s) {unknown}; valid names look like {names[:4]}")
+            raise InvalidOptionError(f"{arch} has no layer named {', '.join(unknown)}; its layers are named like "
+                                     f"{', '.join(names[:4])}.")
         self.arch, self.layers = arch, tuple(layers)
         self.index = {name: names.index(name) for name in self.layers}
         cut = max(self.index.values()) + 1

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastnst.errors import WeightsMismatchError
+from fastnst.errors import InvalidOptionError, WeightsMismatchError
 from fastnst.models import TextureNet, TransformerNet, build_model
 from fastnst.models.transformer_net import last_conv, upsample_conv
 
@@ -141,9 +141,9 @@ def test_a_family_paints_each_style_as_its_standalone_network_and_mixes_them():
         per_image = family(x, torch.tensor([2, 0]))
         assert torch.allclose(per_image[0], outputs[2][0], atol=1e-6) and torch.allclose(per_image[1], outputs[0][1],
                                                                                          atol=1e-6)
-    with pytest.raises(ValueError, match="3 styles"):
+    with pytest.raises(InvalidOptionError, match="3 styles"):
         family(x)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(InvalidOptionError, match="out of range"):
         family(x, 3)
-    with pytest.raises(ValueError, match="instance"):
+    with pytest.raises(InvalidOptionError, match="instance"):
         TransformerNet(norm="batch", styles=["a", "b"])

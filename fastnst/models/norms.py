@@ -9,6 +9,8 @@ can seed every row of a family (`training.start`).
 import torch
 from torch import nn
 
+from ..errors import InvalidOptionError
+
 NORMS = ("instance", "batch")
 
 
@@ -19,10 +21,11 @@ def make_norm(kind: str, channels: int, num_styles: int = 0) -> nn.Module:
     eval mode alike: a photo's output does not depend on what else is in the batch.
     """
     if kind not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, not {kind!r}")
+        raise InvalidOptionError(f"norm must be one of {', '.join(NORMS)}, not {kind!r}.")
     if num_styles:
         if kind != "instance":
-            raise ValueError("a network with several styles needs norm 'instance' (conditional instance norm)")
+            raise InvalidOptionError("A network with several styles needs norm 'instance' (conditional instance "
+                                     "norm).")
         return ConditionalInstanceNorm2d(channels, num_styles)
     return InstanceNorm2d(channels, affine=True) if kind == "instance" else nn.BatchNorm2d(channels)
 
@@ -67,13 +70,13 @@ def select_styles(network: nn.Module, style, batch: int) -> None:
     layers = [m for m in network.modules() if isinstance(m, ConditionalInstanceNorm2d)]
     num_styles = layers[0].weight.shape[0]
     if style is None:
-        raise ValueError(f"this network paints {num_styles} styles: pass style=<index> (or mixing weights)")
+        raise InvalidOptionError(f"This network paints {num_styles} styles: pass style=<index> (or mixing weights).")
     style = torch.as_tensor(style, device=layers[0].weight.device)
     if style.is_floating_point():
         mix = style.expand(batch, num_styles)
     else:
         if int(style.min()) < 0 or int(style.max()) >= num_styles:
-            raise ValueError(f"style index out of range: this network paints styles 0..{num_styles - 1}")
+            raise InvalidOptionError(f"Style index out of range: this network paints styles 0..{num_styles - 1}.")
         mix = nn.functional.one_hot(style.expand(batch), num_styles).float()
     for layer in layers:
         layer.mix = mix

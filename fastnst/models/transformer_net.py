@@ -16,8 +16,8 @@ Any H×W works: the input is reflection-padded to a multiple of 4 (two stride-2 
 back, so odd sizes come back at exactly their input size.
 
 CPU inference computes the full-resolution decoder layers in an exactly equivalent, cheaper form (see
-`upsample_conv` and `last_conv`): same weights, same output to float rounding, 1.1–1.3× faster at 1 MP on two
-cores (bench/inference.py, mode `textbook` for the comparison). Training, GPUs and ONNX export keep the textbook
+`upsample_conv` and `last_conv`): same weights, same output to float rounding, less arithmetic (bench/inference.py
+mode `textbook` measures what it buys). Training, GPUs and ONNX export keep the textbook
 form (see `textbook`).
 """
 import torch
