@@ -1,0 +1,200 @@
+"""Flicker: the warping error of painted video, per-frame painting against the shipped video path.
+
+    python bench/temporal.py                                # synthetic pan + zoom over examples/, real clips
+    python bench/temporal.py --styles starry-night --frames 16 --settings 0.9:0,0.9:0.3,0:0.8
+    python bench/temporal.py --save-frames out/             # the frames, to look at (ghosting, smearing)
+
+Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
+absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
+for the synthetic clips — a camera pan (1.3, 0.4 px a frame) and a zoom (0.6 % a frame) rendered over the CC0
+photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips (../shared/data/video, first
+`--frames` frames) it is DIS flow on the input with a forward-backward occlusion check. The input's own error
+is printed too: it is the floor. For each style and clip:
+- per-frame: every frame painted on its own (steady 0, carry 0);
+- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry pair;
+- ratio = shipped / per-frame (goal ≤ 0.3), texture = style loss of the output / of the photo as in
+  bench/quality.py (median over frames 4, 8, ...; goal within 10 % of per-frame), fps = painting + smoothing.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights, terms_of  # noqa: E402
+from fastnst import load_style, pick_device  # noqa: E402
+from fastnst.device import keep_freed_memory  # noqa: E402
+from fastnst.errors import FastNSTError  # noqa: E402
+from fastnst.imageio import load_image  # noqa: E402
+from fastnst.temporal import CARRY, STEADY, Smoother, consistent, flow_between, warp  # noqa: E402
+from fastnst.video import paint_frame  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+VIDEOS = SHARED / "video"
+NOISE = 2.0               # synthetic sensor noise, levels
+PAN = (1.3, 0.4)          # px per frame
+ZOOM = 1.006              # scale per frame
+TEXTURE_EVERY = 4
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ clips
+def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0):
+    """Frames of a camera moving over `photo`, and for each frame t ≥ 1 the exact flow t → t−1 and the mask of
+    pixels that were inside frame t−1. Frame t shows the photo point A_t(p) = c + s_t · (p − centre) + o_t."""
+    big = np.asarray(load_image(photo).convert("RGB"))
+    h, w = (round(side * 3 / 4), side)
+    shrink = min(big.shape[0] / h, big.shape[1] / w) * 0.7  # the frame sees 70 % of the photo: room to move
+    big = cv2.resize(big, (round(big.shape[1] / shrink), round(big.shape[0] / shrink)), interpolation=cv2.INTER_AREA)
+    H, W = big.shape[:2]
+    base = 1.0
+    rng = np.random.default_rng(seed)
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    start = np.array([W / 2, H / 2]) - np.array(PAN) * base * frames / 2
+
+    def affine(t):
+        s = base / (ZOOM ** t if kind == "zoom" else 1.0)
+        o = start + np.array(PAN) * base * t if kind == "pan" else np.array([W / 2, H / 2])
+        return s, o
+
+    clip, flows, masks = [], [None], [None]
+    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float64)
+    for t in range(frames):
+        s, o = affine(t)
+        m = np.array([[s, 0, o[0] - s * centre[0]], [0, s, o[1] - s * centre[1]]])
+        frame = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+        noisy = frame.astype(np.float32) + rng.normal(0, NOISE, frame.shape)
+        clip.append(np.clip(noisy + 0.5, 0, 255).astype(np.uint8))
+        if t:
+            s0, o0 = affine(t - 1)
+            there = (s * (grid - centre) + o - o0) / s0 + centre  # p in frame t-1 showing what p shows in t
+            flows.append((there - grid).astype(np.float32))
+            masks.append((there[..., 0] >= 0) & (there[..., 0] <= w - 1) & (there[..., 1] >= 0)
+                         & (there[..., 1] <= h - 1))
+    return clip, flows, masks
+
+
+def real_clip(path: Path, frames: int, side: int):
+    """The first `frames` frames, scaled to `side`, with DIS flow t → t−1 and a forward-backward mask."""
+    import av
+    clip = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            scale = side / max(rgb.shape[:2])
+            clip.append(cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
+                                   interpolation=cv2.INTER_AREA))
+            if len(clip) == frames:
+                break
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip]
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # slower and better than the shipped one
+    flows, masks = [None], [None]
+    for t in range(1, len(clip)):
+        back, fwd = flow_between(grey[t], grey[t - 1], dis), flow_between(grey[t - 1], grey[t], dis)
+        flows.append(back)
+        masks.append(consistent(fwd, back))
+    return clip, flows, masks
+
+
+def warping_error(frames, flows, masks) -> float:
+    errors = []
+    for t in range(1, len(frames)):
+        carried = warp(frames[t - 1], flows[t]).astype(np.float32)
+        diff = np.abs(frames[t].astype(np.float32) - carried).mean(-1)
+        errors.append(float(diff[masks[t]].mean()))
+    return statistics.mean(errors)
+
+
+# ----------------------------------------------------------------------------------------------- painting
+def paint_clip(clip, style, steady: float, carry: float, device):
+    smoother, out = Smoother(steady=steady, carry=carry), []
+    t0 = time.perf_counter()
+    for frame in clip:
+        out.append(smoother(frame, lambda x: paint_frame(x, style, device=device)))
+    return out, len(clip) / (time.perf_counter() - t0)
+
+
+def texture_of(loss_fn, clip, painted, device) -> float:
+    ratios = []
+    for t in range(TEXTURE_EVERY, len(clip), TEXTURE_EVERY):
+        x = torch.from_numpy(clip[t]).permute(2, 0, 1)[None].float().div(255).to(device)
+        y = torch.from_numpy(painted[t]).permute(2, 0, 1)[None].float().div(255).to(device)
+        ratios.append(terms_of(loss_fn, y, loss_fn.content_targets(x))["style"]
+                      / terms_of(loss_fn, x, loss_fn.content_targets(x))["style"])
+    return statistics.median(ratios)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--styles", default="starry-night,the-scream,the-great-wave")
+    p.add_argument("--clips", default="pan,zoom,car-detection",
+                   help="pan, zoom (synthetic, over --photo) and/or names of files in ../shared/data/video")
+    p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--side", type=int, default=384)
+    p.add_argument("--settings", default=f"{STEADY}:{CARRY}",
+                   help="comma-separated steady:carry pairs of fastnst.temporal.Smoother (default: the shipped one)")
+    p.add_argument("--variant", default="light")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--weights-dir", default=str(SHARED / "weights"))
+    p.add_argument("--paintings-dir", default=str(SHARED / "styles"))
+    p.add_argument("--save-frames", type=Path, default=None, help="write the painted frames here as JPEGs")
+    args = p.parse_args(argv)
+    keep_freed_memory()
+    device = pick_device(args.device)
+    settings = [tuple(float(v) for v in pair.split(":")) for pair in args.settings.split(",")]
+
+    clips = {}
+    for name in filter(None, args.clips.split(",")):
+        if name in ("pan", "zoom"):
+            clips[name] = synthetic_clip(Path(args.photo), name, args.frames, args.side)
+        else:
+            path = VIDEOS / (name if name.endswith(".mp4") else f"{name}.mp4")
+            if not path.is_file():
+                log(f"{name}: skipped: {path} is not here")
+                continue
+            clips[name] = real_clip(path, args.frames, args.side)
+    print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
+          f"per setting (steady:carry): warping error, ratio to per-frame, texture, frames per second")
+    print(f"{'style':<22}{'clip':<15}{'input':>7}{'per-frame':>10}{'texture':>9}" + "".join(
+        f"{f'{a:g}:{b:g}':>9}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b in settings))
+    worst = 0.0
+    for name in filter(None, args.styles.split(",")):
+        try:
+            style = load_style(name, device=device, variant=args.variant)
+            recipe = find_recipe(style, name)
+            loss_fn = build_loss(recipe, resolve_loss_weights(recipe, None, Path(args.weights_dir)),
+                                 find_painting(style, recipe, Path(args.paintings_dir)), device)
+        except FastNSTError as err:
+            log(f"{name}: skipped: {err}")
+            continue
+        for clip_name, (clip, flows, masks) in clips.items():
+            plain, _ = paint_clip(clip, style, 0.0, 0.0, device)
+            base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
+            row = f"{name:<22}{clip_name:<15}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}{base_texture:>9.3f}"
+            for steady, carry in settings:
+                shipped, fps = paint_clip(clip, style, steady, carry, device)
+                err = warping_error(shipped, flows, masks)
+                worst = max(worst, err / base)
+                row += f"{err:>9.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
+                if args.save_frames:
+                    folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for t, frame in enumerate(shipped):
+                        cv2.imwrite(str(folder / f"{t:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            print(row, flush=True)
+    print(f"worst ratio {worst:.2f} (goal ≤ 0.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
