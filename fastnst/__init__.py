@@ -3,8 +3,8 @@
     from fastnst import stylize
     stylize("photo.jpg", "starry-night").save("out.jpg")
 
-The loss network and losses (`VGGFeatures`, `PerceptualLoss`, ...) are imported on first use: painting a photo
-does not need torchvision, whose import is most of a cold start.
+The loss network and losses (`VGGFeatures`, `PerceptualLoss`, ...) and video (`stylize_video`: PyAV, OpenCV) are
+imported on first use: painting a photo needs neither torchvision, whose import is most of a cold start, nor them.
 """
 import importlib
 
@@ -29,13 +29,14 @@ __all__ = ["DEFAULT_STYLE", "FastNSTError", "HubError", "ImageTooLargeError", "I
            "InvalidOptionError", "LossNetworkUnavailableError", "PerceptualLoss", "Style", "StyleNotFoundError",
            "TextureNet", "TransformerNet", "VGGFeatures", "WeightsMismatchError", "available_styles", "build_model",
            "content_loss", "gallery", "gram_matrix", "load_image", "load_network", "load_style", "pick_device",
-           "preserve_colors", "style_loss", "stylize", "stylize_tensor", "tiled_forward", "total_variation"]
+           "preserve_colors", "style_loss", "stylize", "stylize_tensor", "stylize_video", "tiled_forward", "total_variation"]
 
-_TRAINING_SIDE = {"PerceptualLoss": "losses", "content_loss": "losses", "gram_matrix": "losses",
-                  "style_loss": "losses", "total_variation": "losses", "VGGFeatures": "vgg"}
+_ON_FIRST_USE = {"PerceptualLoss": "losses", "content_loss": "losses", "gram_matrix": "losses",
+                  "style_loss": "losses", "total_variation": "losses", "VGGFeatures": "vgg",
+                  "stylize_video": "video"}
 
 
 def __getattr__(name):
-    if name in _TRAINING_SIDE:
-        return getattr(importlib.import_module(f".{_TRAINING_SIDE[name]}", __name__), name)
+    if name in _ON_FIRST_USE:
+        return getattr(importlib.import_module(f".{_ON_FIRST_USE[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """`fastnst` command line: stylize a photo, list styles, export a style to ONNX.
 
     fastnst stylize photo.jpg --style starry-night -o out.jpg [--strength 0.8 --preserve-color --max-side 1024]
+    fastnst stylize-video clip.mp4 --style starry-night -o painted.mp4 [--max-side 640 --smooth 0.9]
     fastnst styles
     fastnst export-onnx --style starry-night -o starry.onnx
 
@@ -39,6 +40,34 @@ def _stylize(args) -> None:
     result.save(tmp, quality=95)
     tmp.replace(out)
     print(f"{out} ({result.width}×{result.height}, style {style.title})")
+
+
+def _stylize_video(args) -> None:
+    from .video import GPU_LIMITS, VideoLimits, stylize_video  # PyAV and OpenCV load only for video
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".mp4":
+        raise InvalidOptionError(f"The painted video is written as mp4; name it .mp4, not {out.name!r}.")
+    if not Path(args.video).is_file():
+        raise InvalidOptionError(f"There is no file at {args.video!r}.")
+    style = load_style(args.style, device=args.device, variant=args.variant)
+    on_gpu = next(style.network.parameters()).device.type == "cuda"
+    limits = GPU_LIMITS if on_gpu else VideoLimits()
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def progress(done, total, elapsed):
+        if sys.stderr.isatty() and (done % 10 == 0 or done == total):
+            left = elapsed / done * (total - done)
+            print(f"\r{done}/{total} frames, about {left:.0f} s left ", end="", file=sys.stderr, flush=True)
+
+    result = stylize_video(args.video, style, out, strength=args.strength, preserve_color=args.preserve_color,
+                           max_side=args.max_side or None, device=args.device, limits=limits, progress=progress,
+                           **({} if args.smooth is None else {"smooth": args.smooth}))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    sound = "with its sound" if result.audio else "no sound"
+    print(f"{out} ({result.frames} frames of {result.width}×{result.height} at {result.fps:g} fps, {sound}, "
+          f"style {style.title}, painted in {result.seconds:.0f} s)")
 
 
 def _styles(args) -> None:
@@ -92,6 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="auto", choices=CHOICES,
                    help="network size for gallery styles (auto: light on CPU, full on GPU)")
     p.set_defaults(run=_stylize)
+
+    p = commands.add_parser("stylize-video", help="paint a video (mp4, mov, mkv, webm) without flicker",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("video", help="input video (mp4, mov, mkv or webm)")
+    p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]) or folder")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, H.264; the sound is kept)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the video, 1 = fully stylised")
+    p.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
+    p.add_argument("--max-side", type=int, default=640, help="the painted frames' longer side (0 = as recorded)")
+    p.add_argument("--smooth", type=float, default=None,
+                   help="0–0.99: how much of the last frame steadies this one where nothing moved (0 = none: "
+                        "flicker; default: fastnst.temporal.STEADY)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
+    p.add_argument("--variant", default="auto", choices=CHOICES,
+                   help="network size for gallery styles (auto: light on CPU, full on GPU)")
+    p.set_defaults(run=_stylize_video)
 
     p = commands.add_parser("styles", help="list the gallery styles")
     p.set_defaults(run=_styles)

@@ -28,7 +28,7 @@ from .inference import stylize_tensor
 from .styles import Style, load_style
 from .temporal import STEADY, Smoother
 
-MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}  # codecs the mp4 muxer holds as they are
+MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac"}  # copied as they are; anything else (Opus, Vorbis) becomes AAC
 DEMUXERS = {"mov": "mp4, mov", "matroska": "mkv, webm"}
 SUPPORTED = "mp4, mov, mkv or webm"
 CRF, PRESET = "18", "veryfast"  # x264: visually lossless enough for paint, fast to encode
@@ -108,9 +108,8 @@ def paint_frame(frame: np.ndarray, style: Style, *, strength: float = 1.0, prese
     return y[0].mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def _upright(frame, size) -> np.ndarray:
-    """The decoded frame as uint8 RGB, turned the way the camera recorded it, at the output size."""
-    turns = round(getattr(frame, "rotation", 0) or 0) // 90 % 4
+def _upright(frame, size, turns: int) -> np.ndarray:
+    """The decoded frame as uint8 RGB at the output size, turned `turns` × 90° counter-clockwise (as recorded)."""
     w, h = size
     if turns % 2:  # the size is of the upright picture; the stored one is its transpose
         w, h = h, w
@@ -133,7 +132,8 @@ def _open(src: Path):
 
 
 def probe(src, limits: VideoLimits = VideoLimits()) -> dict:
-    """Size (upright), frame rate, duration and estimated frames of a video, checked against `limits`."""
+    """Size (upright, after the recorded rotation), frame rate, duration and estimated frames of a video, checked
+    against `limits`."""
     src = Path(src)
     with _open(src) as container:
         stream = container.streams.video[0]
@@ -155,9 +155,11 @@ def probe(src, limits: VideoLimits = VideoLimits()) -> dict:
         if seconds > limits.max_seconds:
             raise VideoTooLargeError(f"The video lasts {seconds:.0f} s; the longest fastnst paints here is "
                                      f"{limits.max_seconds:.0f} s. Cut it shorter and try again.")
-        side = stream.side_data.get("DISPLAYMATRIX") if hasattr(stream, "side_data") else None
-        return {"width": w, "height": h, "fps": float(rate), "rate": rate, "seconds": seconds, "frames": frames,
-                "audio": bool(container.streams.audio), "display_matrix": side}
+        first = next(_decode_all(container, stream), None)  # the rotation is in the frames' side data
+        turns = round(getattr(first, "rotation", 0) or 0) // 90 % 4 if first is not None else 0
+        return {"width": h if turns % 2 else w, "height": w if turns % 2 else h, "turns": turns, "fps": float(rate),
+                "rate": rate, "seconds": seconds, "frames": frames, "audio": bool(container.streams.audio),
+                "decodable": first is not None}
 
 
 def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: bool = False,
@@ -177,54 +179,52 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
     device = pick_device(device)
     style = style if isinstance(style, Style) else load_style(style, device=device)
     info = probe(src, limits)
+    if not info["decodable"]:
+        raise InvalidVideoError("The video holds no frames.")
+    size = _output_size(info["width"], info["height"], max_side)
+    total = info["frames"] * size[0] * size[1]
+    if total > limits.max_pixels:
+        raise VideoTooLargeError(f"Painting this video means {total / 1e6:,.0f} million pixels ({info['frames']} "
+                                 f"frames of {size[0]}×{size[1]}); the limit here is {limits.max_pixels / 1e6:,.0f} "
+                                 f"million. Choose a smaller size or a shorter clip.")
     part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    t0, done = time.perf_counter(), 0
+    t0, done, last_pts = time.perf_counter(), 0, -1
     smoother = Smoother(steady=smooth)
+
+    def paint(rgb):
+        return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, device=device)
+
     try:
         with _open(src) as container, av.open(str(part), "w", format="mp4") as out:
             vin = container.streams.video[0]
             vin.thread_type = "AUTO"
             ain = container.streams.audio[0] if container.streams.audio else None
-            size = vout = aout = resample = None
-            streams = [vin] + ([ain] if ain is not None else [])
-            for packet in container.demux(*streams):
+            # every output stream exists before the first packet is written (the mp4 header lists them)
+            vout = out.add_stream("libx264", rate=info["rate"])
+            vout.width, vout.height, vout.pix_fmt = size[0], size[1], "yuv420p"
+            vout.time_base = vout.codec_context.time_base = vin.time_base  # each frame keeps its own timestamp
+            vout.options = {"crf": CRF, "preset": PRESET}
+            aout, resample = _audio_stream(out, ain) if ain is not None else (None, None)
+            for packet in container.demux(*([vin] + ([ain] if ain is not None else []))):
                 if packet.stream is ain:
-                    if aout is None:
-                        aout, resample = _audio_stream(out, ain)
                     _mux_audio(out, aout, resample, packet)
                     continue
                 for frame in _decode(packet, done):
                     if cancelled is not None and cancelled():
                         raise Cancelled("The painting was cancelled; nothing was kept.")
-                    if vout is None:
-                        turns = round(getattr(frame, "rotation", 0) or 0) // 90 % 4
-                        upright = (info["height"], info["width"]) if turns % 2 else (info["width"],
-                                                                                       info["height"])
-                        size = _output_size(*upright, max_side)
-                        total = info["frames"] * size[0] * size[1]
-                        if total > limits.max_pixels:
-                            raise VideoTooLargeError(
-                                f"Painting this video means {total / 1e6:,.0f} million pixels "
-                                f"({info['frames']} frames of {size[0]}×{size[1]}); the limit here is "
-                                f"{limits.max_pixels / 1e6:,.0f} million. Choose a smaller size or a shorter clip.")
-                        vout = out.add_stream("libx264", rate=info["rate"])
-                        vout.width, vout.height, vout.pix_fmt = size[0], size[1], "yuv420p"
-                        vout.time_base = vin.time_base
-                        vout.codec_context.time_base = vin.time_base
-                        vout.options = {"crf": CRF, "preset": PRESET}
-                    rgb = _upright(frame, size)
-                    painted = smoother(rgb, lambda x: paint_frame(x, style, strength=strength,
-                                                                  preserve_color=preserve_color, device=device))
-                    picture = av.VideoFrame.from_ndarray(painted, format="rgb24")
-                    picture.pts, picture.time_base = frame.pts, vin.time_base
-                    out.mux(vout.encode(picture.reformat(format="yuv420p")))
+                    painted = smoother(_upright(frame, size, info["turns"]), paint)
+                    picture = av.VideoFrame.from_ndarray(painted, format="rgb24").reformat(format="yuv420p")
+                    # a damaged file may repeat or omit a timestamp; the muxer needs them increasing
+                    last_pts = frame.pts if frame.pts is not None and frame.pts > last_pts else last_pts + 1
+                    picture.pts, picture.time_base = last_pts, vin.time_base
+                    out.mux(vout.encode(picture))
                     done += 1
                     if progress is not None:
                         progress(done, max(done, info["frames"]), time.perf_counter() - t0)
-            if vout is None:
+            if not done:
                 raise InvalidVideoError("The video holds no frames.")
             out.mux(vout.encode(None))
-            if aout is not None and resample is not None:
+            if resample is not None:
                 for frame in resample.resample(None) or []:
                     out.mux(aout.encode(frame))
                 out.mux(aout.encode(None))
@@ -233,6 +233,14 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
         part.unlink(missing_ok=True)
         raise
     return VideoResult(dst, done, size[0], size[1], info["fps"], time.perf_counter() - t0, ain is not None)
+
+
+def _decode_all(container, stream):
+    import av
+    try:
+        yield from container.decode(stream)
+    except av.error.FFmpegError:
+        return
 
 
 def _decode(packet, done: int):

@@ -1,0 +1,186 @@
+"""Video files: decode, paint, steady, encode; every bad file gets a sentence and leaves nothing behind."""
+import struct
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from fastnst import load_style, stylize_video
+from fastnst.errors import FastNSTError, InvalidOptionError
+from fastnst.temporal import Smoother
+from fastnst.video import Cancelled, InvalidVideoError, VideoLimits, VideoTooLargeError, probe
+
+ROOT = Path(__file__).resolve().parents[1]
+STYLE = "starry-night"
+
+
+def scene(t: int, w: int = 64, h: int = 48) -> np.ndarray:
+    """A bright square moving right over a gradient: frame t."""
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 90)], -1).astype(np.uint8)
+    rgb[8:20, 4 + 2 * t:16 + 2 * t] = 255
+    return rgb
+
+
+def make_clip(path: Path, frames: int = 10, fps: int = 10, audio: bool = True, fmt: str = "mp4",
+              codec: str = "libx264", audio_codec: str = "aac", pts=None, size=(64, 48)) -> Path:
+    with av.open(str(path), "w", format=fmt) as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        if pts is not None:
+            video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        sound = out.add_stream(audio_codec, rate=48000) if audio else None
+        for t in range(frames):
+            frame = av.VideoFrame.from_ndarray(scene(t, *size), format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[t], Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            samples = sound.codec_context.frame_size or 1024
+            n = int(48000 * max(frames, fps) / fps)  # at least a second: a clip of no frames still has sound
+            for start in range(0, n, samples):
+                tone = np.sin(2 * np.pi * 440 * (start + np.arange(samples)) / 48000).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                chunk.sample_rate, chunk.pts = 48000, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+    return path
+
+
+def streams(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(video=0))
+        return {"codec": v.codec_context.name, "size": (frames[0].width, frames[0].height), "frames": len(frames),
+                "rate": v.average_rate, "pts": [f.pts * f.time_base for f in frames],
+                "audio": [a.codec_context.name for a in c.streams.audio], "first": frames[0].to_ndarray(format="rgb24")}
+
+
+@pytest.fixture(scope="module")
+def style():
+    return load_style(STYLE, device="cpu", variant="light")
+
+
+def test_an_mp4_comes_back_painted_with_its_frames_rate_and_sound(tmp_path, style):
+    src = make_clip(tmp_path / "clip.mp4", frames=12, fps=12)
+    seen = []
+    result = stylize_video(src, style, tmp_path / "out.mp4", max_side=48, device="cpu",
+                           progress=lambda done, total, elapsed: seen.append((done, total)))
+    got = streams(result.path)
+    assert got["codec"] == "h264" and got["size"] == (48, 36) and got["frames"] == 12 and got["rate"] == 12
+    assert got["audio"] == ["aac"] and result.audio and result.frames == 12
+    assert seen[-1] == (12, 12) and [d for d, _ in seen] == list(range(1, 13))
+    assert np.abs(got["first"].astype(int) - scene(0, 48, 36)).mean() > 20  # painted, not copied
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]  # nothing half-written left
+
+
+def test_webm_with_opus_and_uneven_timestamps_keeps_its_timing(tmp_path, style):
+    times = [0, 100, 150, 400, 450, 500, 900, 1000]  # ms: a variable frame rate
+    src = make_clip(tmp_path / "clip.webm", frames=len(times), fmt="webm", codec="libvpx-vp9",
+                    audio_codec="libopus", pts=times)
+    result = stylize_video(src, style, tmp_path / "out.mp4", device="cpu")
+    got = streams(result.path)
+    assert [float(t) for t in got["pts"]] == pytest.approx([t / 1000 for t in times], abs=0.002)
+    assert got["size"] == (64, 48) and got["audio"] == ["aac"]  # mp4 holds Opus badly: it becomes AAC
+
+
+def test_a_phone_video_is_painted_upright(tmp_path, style):
+    src = make_clip(tmp_path / "phone.mp4", frames=3, audio=False)
+    data = bytearray(src.read_bytes())  # the track header's display matrix: rotate 90° clockwise to show
+    at = data.index(b"tkhd") + 44
+    data[at:at + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 0x40000000)
+    src.write_bytes(bytes(data))
+    result = stylize_video(src, style, tmp_path / "out.mp4", device="cpu", strength=0.0)
+    first = streams(result.path)["first"].astype(int)
+    assert first.shape == (64, 48, 3)  # portrait now
+    upright = np.rot90(scene(0), -1)  # the square, top left as stored, is top right when shown
+    assert np.abs(first - upright).mean() < 12
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "is empty"),
+    (lambda p: p.write_bytes((ROOT / "examples" / "cat.jpg").read_bytes()), "not a video fastnst reads"),
+    (lambda p: p.write_bytes(b"#EXTM3U\n#EXTINF:1,\nhttp://example.com/a.ts\n"), "not a video fastnst reads"),
+    (lambda p: p.write_bytes(make_clip(p.with_name("whole.mp4")).read_bytes()[:600]), "damaged or cut short"),
+    (lambda p: make_clip(p, audio=True, frames=0), "no frames"),
+])
+def test_bad_files_get_one_sentence_and_leave_nothing(tmp_path, style, make, message):
+    src = tmp_path / "in.mp4"
+    make(src)
+    before = set(tmp_path.iterdir())
+    with pytest.raises(InvalidVideoError, match=message) as err:
+        stylize_video(src, style, tmp_path / "out.mp4", device="cpu")
+    assert str(err.value).endswith(".") and "\n" not in str(err.value)
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_sound_only_file_is_refused(tmp_path, style):
+    src = tmp_path / "song.m4a"
+    with av.open(str(src), "w", format="mp4") as out:
+        sound = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    with pytest.raises(InvalidVideoError, match="no video picture"):
+        stylize_video(src, style, tmp_path / "out.mp4", device="cpu")
+
+
+def test_limits_and_options_are_sentences(tmp_path, style):
+    src = make_clip(tmp_path / "clip.mp4", frames=10, fps=10)
+    with pytest.raises(VideoTooLargeError, match="lasts 1 s; the longest"):
+        probe(src, VideoLimits(max_seconds=0.5))
+    with pytest.raises(VideoTooLargeError, match="64×48 pixels; the largest side"):
+        probe(src, VideoLimits(max_input_side=32))
+    with pytest.raises(VideoTooLargeError, match="million pixels"):
+        stylize_video(src, style, tmp_path / "out.mp4", device="cpu", limits=VideoLimits(max_pixels=1000))
+    for bad in ({"strength": 2}, {"max_side": 4}, {"smooth": 1.0}):
+        with pytest.raises(InvalidOptionError):
+            stylize_video(src, style, tmp_path / "out.mp4", device="cpu", **bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_cancel_stops_and_keeps_nothing(tmp_path, style):
+    src = make_clip(tmp_path / "clip.mp4", frames=10)
+    asked = []
+
+    def cancelled():
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(Cancelled):
+        stylize_video(src, style, tmp_path / "out.mp4", device="cpu", cancelled=cancelled)
+    assert len(asked) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+    assert issubclass(Cancelled, FastNSTError)
+
+
+def test_smoother_steadies_a_still_scene_and_never_ghosts_across_a_cut():
+    rng = np.random.default_rng(0)
+    still = scene(0).astype(np.float32)
+    noisy = [np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8) for _ in range(8)]
+    seen = []
+    smoother = Smoother(steady=0.9)
+    out = [smoother(frame, lambda x: seen.append(x) or x) for frame in noisy]
+    change = lambda frames: np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])])  # noqa
+    assert change(out[3:]) < 0.5 * change(noisy[3:])  # the network is shown a steadier picture
+    cut = np.full_like(noisy[0], 30)
+    assert np.array_equal(smoother(cut, lambda x: x), cut)  # nothing of the last scene comes through
+    assert np.array_equal(Smoother(steady=0.0)(noisy[0], lambda x: x), noisy[0])
+
+
+def test_cli_paints_a_video_and_refuses_a_picture(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", frames=4)
+    run = subprocess.run([sys.executable, "-m", "fastnst.cli", "stylize-video", str(src), "--style", STYLE,
+                          "-o", str(tmp_path / "out.mp4"), "--max-side", "32", "--device", "cpu"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert "4 frames of 32×24 at 10 fps, with its sound" in run.stdout
+    bad = subprocess.run([sys.executable, "-m", "fastnst.cli", "stylize-video", str(ROOT / "examples" / "cat.jpg"),
+                          "--style", STYLE, "-o", str(tmp_path / "x.mp4")], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.strip() == ("fastnst: This file is not a video fastnst reads; send "
+                                                           "mp4, mov, mkv or webm.")
