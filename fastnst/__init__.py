@@ -29,7 +29,8 @@ __all__ = ["DEFAULT_STYLE", "FastNSTError", "HubError", "ImageTooLargeError", "I
            "InvalidOptionError", "LossNetworkUnavailableError", "PerceptualLoss", "Style", "StyleNotFoundError",
            "TextureNet", "TransformerNet", "VGGFeatures", "WeightsMismatchError", "available_styles", "build_model",
            "content_loss", "gallery", "gram_matrix", "load_image", "load_network", "load_style", "pick_device",
-           "preserve_colors", "style_loss", "stylize", "stylize_tensor", "stylize_video", "tiled_forward", "total_variation"]
+           "preserve_colors", "style_loss", "stylize", "stylize_tensor", "stylize_video", "tiled_forward",
+           "total_variation"]
 
 _ON_FIRST_USE = {"PerceptualLoss": "losses", "content_loss": "losses", "gram_matrix": "losses",
                   "style_loss": "losses", "total_variation": "losses", "VGGFeatures": "vgg",
