@@ -29,14 +29,18 @@ import atexit
 import base64
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
 
@@ -46,8 +50,10 @@ from fastnst.download import parse_repo_id
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
 from fastnst.models.hub import HUB_TAG
 from fastnst.formats import readable_title
-from fastnst.imageio import quiet_decoder_warnings, resize_max_side
+from fastnst.imageio import load_image, quiet_decoder_warnings, resize_max_side
 from fastnst.styles import DEFAULT_STYLE, STYLES_DIR, gallery, load_style
+from fastnst.temporal import Smoother
+from fastnst.video import GPU_LIMITS, VideoLimits, paint_frame
 from training import fit
 from training.paintings import slug_of
 
@@ -77,6 +83,11 @@ PREVIEW_SIDE, PREVIEW_EVERY_S = 512, 2.0
 FITS: dict[str, fit.FitJob] = {}  # the running fit of each browser session
 MADE_FITS: set[Path] = set()  # every fit folder this process made, deleted when it exits
 FIT_IMAGES_RANGE = (200, 8_000)
+LIVE_SIDE = 640 if ON_GPU else 320  # webcam frames are painted this large: the light network keeps up on 2 cores
+LIVE_EVERY, LIVE_SECONDS = 0.1, 600 if ON_GPU else 180  # a frame every 0.1 s at most; a stream ends after this
+LIVE_CONCURRENCY = 4 if ON_GPU else 2
+VIDEO_SIDE = 1280 if ON_GPU else 640  # painted video frames' longer side
+VIDEOS_DIR = Path(tempfile.gettempdir()) / "fastnst-videos"  # painted videos, kept as long as Gradio's uploads
 
 
 def gpu(fn):
@@ -399,6 +410,125 @@ def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None 
     url = checked(fit.publish, folder.parent, repo_id, token)
     return f"**Published:** [{repo_id}]({url}). Anyone can now load it under “More styles from the Hub”."
 
+# --- live webcam --------------------------------------------------------------------------------------------------
+
+@dataclass
+class LiveSession:
+    """One visitor's stream: its own Smoother (so two visitors never share a previous frame) and frame times."""
+    style: str
+    smoother: Smoother = field(default_factory=Smoother)
+    times: deque = field(default_factory=lambda: deque(maxlen=20))
+
+    def rate(self) -> float:
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else 0.0
+
+
+@gpu
+def paint_live_frame(rgb, style, smoother):
+    network = load_style(style)
+    return smoother(rgb, lambda x: paint_frame(x, network))
+
+
+def paint_live(frame, style, session):
+    """Paint one webcam frame in the selected style, steadied by this visitor's previous frames."""
+    if frame is None:
+        return gr.skip(), session, gr.skip()
+    if not style:
+        raise gr.Error("Pick a style first: click a painting in the gallery.", print_exception=False)
+    if not isinstance(session, LiveSession) or session.style != style:
+        session = LiveSession(style)  # a new style starts afresh: its strokes are not the last style's
+    try:
+        photo = resize_max_side(load_image(photo_source(frame)), LIVE_SIDE)
+        painted = paint_live_frame(np.asarray(photo), style, session.smoother)
+    except FastNSTError as err:
+        raise error(err) from err
+    session.times.append(time.monotonic())
+    rate = session.rate()
+    shown = f"**{rate:.1f}** frames a second, {photo.width}×{photo.height}" if rate else "Painting…"
+    return painted, session, shown
+
+
+# --- video files --------------------------------------------------------------------------------------------------
+
+def video_source(video) -> str | None:
+    """The uploaded video's path from Gradio's raw payload (preprocess=False) or a plain path."""
+    if isinstance(video, dict):
+        video = (video.get("video") or video) if "video" in video else video
+        video = video.get("path") if isinstance(video, dict) else video
+    return str(video) if video else None
+
+
+def sweep_videos(max_age_s: float = UPLOADS_KEPT[1]):
+    """Delete painted videos older than Gradio keeps its uploads (and all of them at exit: max_age_s=0)."""
+    if not VIDEOS_DIR.is_dir():
+        return
+    for folder in VIDEOS_DIR.iterdir():
+        try:
+            if time.time() - folder.stat().st_mtime >= max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def paint_video(video, style, strength=1.0, preserve_color=False, progress=gr.Progress()):
+    """Paint a video in a style: mp4, mov, mkv or webm in; H.264 mp4 out with its sound, timing and rotation.
+
+    Args:
+        video: the video file.
+        style: a gallery slug (e.g. "starry-night") or a Hub repo id.
+        strength: 0 (the video) to 1 (fully painted).
+        preserve_color: keep the video's colours.
+    """
+    if not style:
+        raise gr.Error("Pick a style first: click a painting in the gallery.", print_exception=False)
+    src = video_source(video)
+    if src is None:
+        raise gr.Error("Upload a video first (mp4, mov, mkv or webm).", print_exception=False)
+    sweep_videos()
+    VIDEOS_DIR.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=VIDEOS_DIR))
+    dst = folder / "painted.mp4"
+    stop, updates = threading.Event(), queue.Queue()
+
+    def work():  # in a thread, so that this generator can report progress and notice a cancel between frames
+        try:
+            result = fastnst.stylize_video(src, style, dst, strength=strength, preserve_color=bool(preserve_color),
+                                           max_side=VIDEO_SIDE, limits=GPU_LIMITS if ON_GPU else VideoLimits(),
+                                           progress=lambda *p: updates.put(("progress", p)), cancelled=stop.is_set)
+            updates.put(("done", result))
+        except BaseException as err:  # noqa: BLE001 - handed to the generator, which raises it
+            updates.put(("error", err))
+
+    worker = threading.Thread(target=work, name="fastnst-video", daemon=True)
+    worker.start()
+    finished, shown = False, 0.0
+    try:
+        while True:
+            kind, value = updates.get()
+            if kind == "progress":
+                done, total, elapsed = value
+                progress((done, total), desc="frames", unit="frames")
+                if time.monotonic() - shown >= 1.0:
+                    shown = time.monotonic()
+                    left = elapsed / done * (total - done)
+                    yield gr.skip(), f"Painting: {done} of {total} frames, about {left:.0f} s left."
+            elif kind == "done":
+                finished = True
+                sound = "with its sound" if value.audio else "no sound"
+                yield str(value.path), (f"**Painted** {value.frames} frames of {value.width}×{value.height} "
+                                        f"({sound}) in {value.seconds:.0f} s, "
+                                        f"{value.frames / max(value.seconds, 1e-9):.1f} frames a second.")
+                return
+            elif isinstance(value, FastNSTError):
+                raise error(value) from value
+            else:
+                raise value
+    finally:  # also when the visitor cancels: the worker stops at the next frame and removes its file
+        stop.set()
+        worker.join()
+        if not finished:
+            shutil.rmtree(folder, ignore_errors=True)
+
 
 CSS = """
 #styles .grid-wrap { min-height: 0; max-height: 70vh; }  /* Gradio's default: 450 px whatever the tile count */
@@ -473,6 +603,26 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                                        scale=2, elem_id="repo-name")
                 publish = gr.Button("Publish to the Hub", scale=1, elem_id="publish")
             publish_status = gr.Markdown(elem_id="publish-status")
+        with gr.Accordion("Live: your webcam, painted", open=False, elem_id="live"):
+            gr.Markdown("Allow the camera and start it: every frame is painted in the style selected in the gallery "
+                        f"(switch styles while it runs). A stream lasts up to {LIVE_SECONDS // 60} minutes.")
+            with gr.Row():
+                camera = gr.Image(label="Your webcam", sources=["webcam"], streaming=True, height=300,
+                                  elem_id="camera")
+                live_out = gr.Image(label="Painted live", interactive=False, format="jpeg", height=300,
+                                    elem_id="live-out")
+            live_rate = gr.Markdown(elem_id="live-rate")
+        with gr.Accordion("Paint a video", open=False, elem_id="video"):
+            gr.Markdown(f"mp4, mov, mkv or webm: painted in the selected style at {VIDEO_SIDE} px, without "
+                        f"flicker where the scene is still, with its sound. Up to "
+                        f"{(GPU_LIMITS if ON_GPU else VideoLimits()).max_seconds:.0f} seconds.")
+            with gr.Row():
+                video_in = gr.Video(label="Your video", sources=["upload"], height=300, elem_id="video-in")
+                video_out = gr.Video(label="Painted video", interactive=False, height=300, elem_id="video-out")
+            with gr.Row():
+                video_go = gr.Button("Paint video", variant="primary", elem_id="video-go")
+                video_cancel = gr.Button("Cancel", variant="stop", elem_id="video-cancel")
+            video_status = gr.Markdown(elem_id="video-status")
         fitted = gr.Textbox("", label="fitted style", visible="hidden")  # the last fit's folder, for /publish_style
         style = gr.Textbox(start, label="style", visible="hidden")  # the selected style's name, for the API
         names = gr.State(captions)  # {style name: caption} in this visitor's gallery order (Hub styles are per visitor)
@@ -510,6 +660,16 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
         publish.click(publish_style, [fitted, repo_name, token], publish_status, api_name="publish_style",
                       concurrency_id="hub", concurrency_limit=2)
 
+        live = gr.State(None)  # this visitor's LiveSession
+        camera.stream(paint_live, [camera, style, live], [live_out, live, live_rate], preprocess=False,
+                      stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
+                      concurrency_limit=LIVE_CONCURRENCY, show_progress="hidden", api_visibility="private")
+        painting_video = video_go.click(paint_video, [video_in, style, strength, preserve], [video_out, video_status],
+                                        api_name="stylize_video", preprocess=False, concurrency_id="video",
+                                        concurrency_limit=1)
+        video_cancel.click(lambda: "Cancelled: nothing was kept.", None, video_status, cancels=[painting_video],
+                           api_visibility="private", queue=False)
+
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
@@ -519,6 +679,7 @@ def main():
     keep_freed_memory()  # CPU paintings reuse freed memory instead of page-faulting fresh memory in
     quiet_decoder_warnings()  # visitors' odd files must not fill the log with Pillow's warnings
     atexit.register(cancel_all_fits)
+    atexit.register(sweep_videos, 0)  # painted videos go with the app
     fit.sweep(FITS_DIR)  # fits left by an earlier run past their time
     tiles, captions = gallery_tiles()
     community = community_styles(exclude={m.get("hub_repo") for m in gallery()})

@@ -60,14 +60,31 @@ def expected_sentence(fn, *args):
     return str(info.value)
 
 
-def test_only_the_three_named_endpoints_are_public(app):
+def test_only_the_four_named_endpoints_are_public(app):
     api = app.client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/stylize", "/fit_style", "/publish_style"]
+    assert list(api["named_endpoints"]) == ["/stylize", "/fit_style", "/publish_style", "/stylize_video"]
     assert not api["unnamed_endpoints"]
     params = lambda name: [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]  # noqa: E731
     assert params("/stylize") == ["image", "style", "strength", "preserve_color", "max_side"]
     assert params("/fit_style") == ["painting", "photo", "title", "image_steps", "repo_name", "token"]
     assert params("/publish_style") == ["style", "repo_name", "token"]
+    assert params("/stylize_video") == ["video", "style", "strength", "preserve_color"]
+
+
+def test_a_video_through_the_api_comes_back_painted_and_a_picture_is_refused(app):
+    import av
+
+    from tests.clips import make_clip
+
+    clip = make_clip(app.tmp / "clip.mp4", frames=6, size=(96, 64))
+    video, status = app.client.predict(handle_file(str(clip)), "test-style", 1.0, False,
+                                       api_name="/stylize_video")
+    with av.open(video["video"] if isinstance(video, dict) else video) as painted:
+        assert painted.streams.video[0].frames == 6 and painted.streams.audio
+    assert "Painted** 6 frames of 96×64 (with its sound)" in status
+    with pytest.raises(Exception, match="This file is not a video fastnst reads; send mp4, mov, mkv or webm."):
+        app.client.predict(handle_file(str(app.photo)), "test-style", 1.0, False,
+                           api_name="/stylize_video")
 
 
 def test_fit_a_style_through_the_api_then_paint_with_it(app):
