@@ -3,7 +3,9 @@
 A visitor uploads a photo, clicks a gallery tile and gets the painted photo, at full size; a bad upload gets the
 library's sentence in a toast; with an empty gallery, a style loaded from the Hub (the local stand-in) becomes a
 tile and paints; a painting of their own is fitted (progress, live preview, stop), joins the gallery and is
-published to the stand-in Hub. Skips when Chromium or the playwright package is missing (CI: apt-get install chromium).
+published to the stand-in Hub; a webcam (Chromium's fake camera playing a generated clip) is painted live, and
+keeps being painted after a change of style. Skips when Chromium or the playwright package is missing (CI:
+apt-get install chromium).
 """
 import io
 import os
@@ -14,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.app_helpers import make_family, make_gallery, make_photo, make_photos, make_style, running_app
+from tests.clips import make_y4m
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -184,3 +187,36 @@ def test_fit_a_painting_preview_stop_and_publish(tmp_path, page):
                                    timeout=60_000)
             assert "Traceback" not in page.content()
         assert (("model", f"{hub.username}/sunset-study")) in hub.repos
+
+
+def live_frames(page, count: int, seen: set) -> set:
+    """Wait until `count` painted frames not in `seen` have shown in the Live section; return all seen."""
+    seen = set(seen)
+    for _ in range(count):
+        page.wait_for_function(
+            """seen => { const img = document.querySelector('#live-out img');
+                         return img && img.complete && img.naturalWidth > 0 && !seen.includes(img.src); }""",
+            arg=list(seen))
+        seen.add(page.locator("#live-out img").get_attribute("src"))
+    return seen
+
+
+def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, tmp_path):
+    clip = make_y4m(tmp_path / "camera.y4m")
+    camera = [f"--use-file-for-fake-video-capture={clip}", "--use-fake-ui-for-media-stream",
+              "--use-fake-device-for-media-stream"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        open_app(page, app.url)
+        page.get_by_text("Live: your webcam, painted").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.get_by_role("button", name="capture photo").click()  # Gradio's label for the Record button
+        seen = live_frames(page, 5, set())
+        natural = page.eval_on_selector("#live-out img", "img => [img.naturalWidth, img.naturalHeight]")
+        assert tuple(natural) == (320, 240)
+        page.wait_for_function("() => /[0-9.]+ frames a second/.test(document.querySelector('#live-rate').innerText)")
+        page.locator("#styles button.thumbnail-item").nth(1).click()
+        live_frames(page, 3, seen)  # the stream goes on in the new style
+        browser.close()
