@@ -135,7 +135,7 @@ def texture_of(loss_fn, clip, painted, device) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--styles", default="starry-night,the-scream,the-great-wave")
+    p.add_argument("--styles", default="starry-night,the-scream,great-wave")
     p.add_argument("--clips", default="pan,zoom,car-detection",
                    help="pan, zoom (synthetic, over --photo) and/or names of files in ../shared/data/video")
     p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
