@@ -104,6 +104,12 @@ class Recipe:
             raise TrainingError(f"The recipe {path} is not valid JSON: {err}.") from err
         return cls.from_dict(values, f"The recipe {path}")
 
+    @classmethod
+    def from_record(cls, record: dict) -> Recipe:
+        """The recipe part of what a run recorded (recipe.json, fastnst.json's "recipe", a gallery entry's
+        networks.<variant>.recipe); the record's other keys (what it ran on, derived values) are left out."""
+        return cls.from_dict({k: v for k, v in record.items() if k in {f.name for f in fields(cls)}})
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
 
