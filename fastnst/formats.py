@@ -11,7 +11,7 @@ Only this module reads or writes these files; everything else asks it. A style f
     tile.jpg            the gallery tile: the network's own painting of examples/cat.jpg
 
 A training run's export adds `style.jpg` (the painting), `samples/`, `fastnst.json` (recipe + metrics, machine
-readable) and `README.md` (the model card). The run folder itself keeps `recipe.json` and `metrics.json`.
+readable) and `README.md` (the model card). The run folder around an export is training's (training.run_folder).
 """
 import json
 import re
@@ -27,7 +27,6 @@ CARD_FILE = "README.md"
 PAINTING_FILE = "style.jpg"
 TILE_FILE = "tile.jpg"
 FP32_REPO_FILE = "model_fp32.safetensors"  # the fp32 copy next to the fp16 weights on the Hub
-RECIPE_FILE, METRICS_FILE = "recipe.json", "metrics.json"
 VARIANTS = ("full", "light")  # the gallery's two network sizes; "light" lives in the LIGHT_DIR subfolder
 LIGHT_DIR = "light"
 
@@ -79,11 +78,6 @@ def read_info(folder) -> dict:
 
 def write_info(folder, info: dict) -> None:
     _write_json(Path(folder) / INFO_FILE, info)
-
-
-def write_run_summary(run_dir, recipe: dict, metrics: dict) -> None:
-    _write_json(Path(run_dir) / RECIPE_FILE, recipe)
-    _write_json(Path(run_dir) / METRICS_FILE, metrics)
 
 
 def gallery_record(meta: dict, variant: str) -> dict:

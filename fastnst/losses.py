@@ -1,6 +1,8 @@
 """Perceptual losses (Johnson et al. 2016), shared by the trainer and by Gatys-style optimisation.
 
-Change a loss weight or a layer here: these defaults are what `training` and `bench/quality.py` use.
+The loss layers of each loss network (`LOSS_LAYERS`) and the weights that fit a network's activation scale
+(`default_weights`) are defined here once; a training recipe (`training.recipe.Recipe`) picks the network and may
+override the weights, and is what the trainer and the benches build their loss from.
 
 The weights follow pytorch/examples' fast_neural_style (content 1e5, style 1e10, MSE, Gram / (C·H·W)) on VGG
 input normalised from [0, 1]. That is exactly what our networks see, so the published balance carries over.
@@ -11,15 +13,18 @@ from torch import nn
 
 from .vgg import VGGFeatures
 
-CONTENT_LAYERS = ("relu2_2",)
+CONTENT_LAYERS = ("relu2_2",)  # VGG16: Johnson et al.
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# (content, style) layers per loss network. VGG19 gets Gatys et al.'s choice: style relu1_1..relu5_1, content relu4_2.
+LOSS_LAYERS = {
+    "vgg16": (CONTENT_LAYERS, STYLE_LAYERS),
+    "vgg19": (("relu4_2",), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+}
 CONTENT_WEIGHT = 1e5  # for torchvision's own VGG16 (pytorch/examples)
 STYLE_WEIGHT = 1e10
-# Caffe-converted VGG weights (the ../shared/data/weights files; Johnson's original Torch code) were trained on
-# 0-255 inputs: their activations are ~50x larger, so the Gram (4th power) and feature (2nd power) terms shift
-# by orders of magnitude. Johnson used content 1 / style 5 for them. With VGG19 (Gatys' layers) 1 / 0.7 gives
-# the lowest loss and a colour cast on unseen photos; 1 / 3 paints (texture gate in bench/quality.py) and keeps
-# faces, so the gallery uses 3. 1 / 1.5 for the VGG16 layers (styles/*/style.json record what each style used).
+# Caffe-converted VGG weights (Johnson's original Torch code) were trained on 0-255 inputs: their activations are
+# ~50x larger, so the Gram (4th power) and feature (2nd power) terms shift by orders of magnitude. How the two
+# (content, style) pairs below were chosen is in bench/RESULTS.md and docs/gallery.md.
 CAFFE_WEIGHTS = {"vgg16": (1.0, 1.5), "vgg19": (1.0, 3.0)}
 TV_WEIGHT = 0.0  # Johnson et al. used a little TV; nearest-upsample + reflection padding rarely need it
 
@@ -97,9 +102,12 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(self, *, vgg: VGGFeatures | None = None, arch: str = "vgg16", weights=None,
-                 content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight: float = CONTENT_WEIGHT,
+                 content_layers=None, style_layers=None, content_weight: float = CONTENT_WEIGHT,
                  style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT):
         super().__init__()
+        arch = vgg.arch if vgg is not None else arch
+        content_layers = LOSS_LAYERS[arch][0] if content_layers is None else content_layers  # the network's own
+        style_layers = LOSS_LAYERS[arch][1] if style_layers is None else style_layers
         layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
         self.vgg = vgg if vgg is not None else VGGFeatures(arch, layers=layers, weights=weights)
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)

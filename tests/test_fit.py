@@ -111,13 +111,21 @@ def test_training_photos_from_a_folder_or_a_hub_dataset(setup, hub, monkeypatch)
     monkeypatch.setenv(fit.PHOTOS_ENV, "someone/missing")
     with pytest.raises(fit.FitError, match="someone/missing"):
         fit.training_photos()
-    # the Space's own dataset missing (not published, or offline): a development machine's photos, else the sentence
+    # the Space's own dataset missing (not published, or offline): no local path is guessed, the sentence says
+    # what to set; an explicit folder is used as it is
     monkeypatch.delenv(fit.PHOTOS_ENV)
-    monkeypatch.setattr(fit, "DEV_PHOTOS", setup["photos"])
-    assert fit.training_photos() == setup["photos"]
-    monkeypatch.setattr(fit, "DEV_PHOTOS", setup["tmp"] / "absent")
-    with pytest.raises(fit.FitError, match=fit.PHOTOS_REPO):
+    with pytest.raises(fit.FitError, match=f"{fit.PHOTOS_REPO}.*set {fit.PHOTOS_ENV}"):
         fit.training_photos()
+    assert fit.training_photos(setup["photos"]) == setup["photos"]
+
+
+def test_a_development_machine_points_fits_at_its_own_photos(shared_data, monkeypatch):
+    """What a developer does: FASTNST_FIT_PHOTOS names ../shared/data/content (skipped where it is absent)."""
+    photos = shared_data / "content"
+    if not photos.is_dir():
+        pytest.skip(f"{photos} is not present")
+    monkeypatch.setenv(fit.PHOTOS_ENV, str(photos))
+    assert fit.training_photos() == photos
 
 
 def test_repo_name_is_checked_then_the_fit_is_published(setup, hub):

@@ -22,6 +22,13 @@ def test_every_gallery_file_is_package_data():
     assert not missed, f"gallery files the wheel would leave out: {missed}"
 
 
+def test_the_shipped_recipes_are_package_data():
+    """training/recipes/*.json travel in the wheel: training.fit reads fit.json wherever it is installed."""
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["training"]
+    files = [p.relative_to(ROOT / "training").as_posix() for p in (ROOT / "training" / "recipes").iterdir()]
+    assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
+
+
 def test_every_package_is_listed():
     """`packages` is an explicit list (the gallery mapping needs one): a new subpackage must be added to it."""
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])

@@ -23,10 +23,12 @@ from fastnst.errors import HubError, InvalidImageError
 from fastnst.formats import CARD_FILE, FP32_REPO_FILE
 from fastnst.models import TransformerNet, build_model, load_weights
 from fastnst.models.hub import INSTALL_COMMAND, PLACEHOLDER_REPO, TAGS
-from training.publish import EXPORT_DIR, EXPORT_FP16_DIR, export_run, push_run, retry_command
+from training.publish import export_run, push_run, retry_command
+from training.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hf_test_SECRET123"
+EXPORT_DIR, EXPORT_FP16_DIR = (RunFolder("").export(fp16=fp16).name for fp16 in (False, True))
 # Shaped like what training/trainer.py passes (plus a few keys that must be scrubbed or shortened).
 RECIPE = {"style_image": "tiny-waves.png", "data_folder": "/data/coco2017/train", "total_steps": 3,
           "loss_weights": "/somewhere/private/vgg16.safetensors", "model": {"arch": "transformer", "width": 0.25},

@@ -1,30 +1,31 @@
 """Fit a visitor's painting from the gallery's family network, in a child process the app watches, and publish it.
 
     job = FitJob.start("my_painting.png", out="fits/abc", image_steps=2000, title="My Painting")
-    job.progress()        # images done / total, images per second, seconds left (from history.csv)
-    job.preview_dir()     # the network as it is now (RUN/preview), or None before the first one
+    job.progress()        # images done / total, images per second, seconds left (from the run's history)
+    job.preview_dir()     # the network as it is now (the run's preview), or None before the first one
     job.finish_early()    # "that looks right": export at the step reached (SIGUSR1 to the trainer)
     job.cancel()          # kill it at once and delete its folder
-    job.wait_result()     # the exported style folder (RUN/export-fp16), or FitError with the trainer's sentence
-                          # (a failed fit deletes its folder too)
+    job.wait_result()     # the exported fp16 style folder, or FitError with the trainer's sentence (which
+                          # `python -m training` leaves in the run's failure file); a failed fit deletes its folder
     sweep("fits")         # finished fits older than FIT_KEEP_S, then the oldest past FITS_MAX_BYTES, are deleted
     publish(job.out, "my-style", token)  # the same push as `python -m training ... --push-to-hub`
 
-Why a child process (`python -m training --from <family>`): cancelling must free the CPU at once (a thread
-cannot be killed), a crash must not take the Space down, and a niced process lets visitors' paintings go first.
-The loss settings (crop, style weight and size, loss network) are the family's own, from its recipe: the new
-painting's scale and shift are learned under the balance the shared convolutions were trained for.
+Why a child process (`python -m training --recipe RUN/fit-recipe.json`): cancelling must free the CPU at once (a
+thread cannot be killed), a crash must not take the Space down, and a niced process lets visitors' paintings go
+first. The fit's recipe is training/recipes/fit.json (budget, the scale/shift-only phase) with the family's own
+loss settings on top (FAMILY_KEYS: crop, batch, style weight and size, loss network, from its recorded recipe):
+the new painting's scale and shift are learned under the balance the shared convolutions were trained for. It is
+written into the run folder, so a fit can be rerun by hand from what it left.
 """
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from huggingface_hub import HfApi, snapshot_download
@@ -37,23 +38,21 @@ from fastnst.styles import STYLES_DIR
 from fastnst.vgg import WEIGHTS_ENV
 
 from .paintings import check_painting
-from .publish import EXPORT_FP16_DIR, PREVIEW_DIR, hub_reason, push_run
-from .trainer import HISTORY
+from .publish import hub_reason, push_run
+from .recipe import Recipe, shipped_recipe
+from .run_folder import RunFolder
 
 # Defaults, in one place.
 FAMILY = STYLES_DIR / "family"        # the gallery family every fit starts from
 PHOTOS_REPO = "fastnst/fit-photos"    # Hub dataset of CC0 photos a Space trains on (cached after first use)
 PHOTOS_ENV = "FASTNST_FIT_PHOTOS"     # a local folder of photos instead (or another dataset id)
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEV_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "content"  # the project's own training photos, where present
-FIT_IMAGES = 2_000                    # default budget in image-steps: the first 1,000 fit only scale/shift
+FIT_RECIPE = shipped_recipe("fit")    # the fit's own choices: budget, scale/shift-only phase
+FIT_IMAGES = Recipe.from_json(FIT_RECIPE).image_steps  # default budget in image-steps
+FAMILY_KEYS = ("crop", "batch_size", "style_size", "loss_arch", "content_weight", "style_weight", "lr")
 PREVIEW_EVERY = 20                    # steps between preview networks (80 images: a few seconds on 2 cores)
 LOG_EVERY = 5                         # steps between progress rows
 NICENESS = 10                         # visitors' paintings come first
-RECIPE_FLAGS = {"crop": "--crop", "batch_size": "--batch-size", "style_size": "--style-size",
-                "loss_arch": "--loss-arch", "content_weight": "--content-weight",
-                "style_weight": "--style-weight", "lr": "--lr"}
-LOG_FILE = "fit.log"
 FIT_KEEP_S = 2 * 3600                 # a finished fit stays this long for its visitor to paint with and publish
 FITS_MAX_BYTES = 500 * 2**20          # and all fits together never hold more: the oldest finished go first
 
@@ -76,18 +75,16 @@ class Progress:
         return f"Trained on {self.images:,} of {self.total:,} images{left}."
 
 
-def training_photos() -> Path:
-    """The photos a fit trains on: $FASTNST_FIT_PHOTOS when it is a folder, else that Hub dataset (or PHOTOS_REPO),
-    downloaded once into the Hugging Face cache; failing that, the project's development photos next to the
-    repository (DEV_PHOTOS), when this is a development machine."""
-    source = os.environ.get(PHOTOS_ENV) or PHOTOS_REPO
+def training_photos(source: str | None = None) -> Path:
+    """The photos a fit trains on: `source` or $FASTNST_FIT_PHOTOS when it is a folder, else that Hub dataset (or
+    PHOTOS_REPO), downloaded once into the Hugging Face cache. A development machine points $FASTNST_FIT_PHOTOS at
+    its own photos: library code guesses no local path."""
+    source = str(source or os.environ.get(PHOTOS_ENV) or PHOTOS_REPO)
     if Path(source).expanduser().is_dir():
         return Path(source).expanduser()
     try:
         return Path(snapshot_download(source, repo_type="dataset"))
     except Exception as err:  # offline, no such dataset, Hub down
-        if source == PHOTOS_REPO and DEV_PHOTOS.is_dir():
-            return DEV_PHOTOS
         raise FitError(f"The training photos (Hub dataset {source}) are not available ({hub_reason(err, None)}); "
                        f"set {PHOTOS_ENV} to a folder of photos.") from err
 
@@ -99,17 +96,23 @@ def family_recipe(family=FAMILY) -> dict:
     return recipe_of(read_metadata(family), read_info(family), "full") or {}  # no need to load its weights
 
 
+def fit_recipe(painting: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> Recipe:
+    """One painting from the family: fit.json, under the family's own loss settings."""
+    theirs = family_recipe(family)
+    return replace(Recipe.from_json(FIT_RECIPE), **{k: theirs[k] for k in FAMILY_KEYS if theirs.get(k) is not None},
+                   style=[str(painting)], data=str(photos), from_network=str(family), image_steps=image_steps,
+                   title=title, loss_weights=loss_network(theirs))
+
+
 def train_command(painting: Path, out: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> list:
-    """`python -m training ...` for one painting from the family, under the family's own loss settings."""
-    recipe = family_recipe(family)
-    args = [sys.executable, "-m", "training", "--style", str(painting), "--from", str(family), "--data", str(photos),
-            "--out", str(out), "--image-steps", str(image_steps), "--title", title, "--no-progress",
+    """`python -m training --recipe OUT/fit-recipe.json ...`: the recipe written into the run folder, and the run
+    options of a fit on the command line."""
+    run = RunFolder(out)
+    run.fit_recipe.write_text(fit_recipe(painting, photos=photos, image_steps=image_steps, title=title,
+                                         family=family).to_json(), encoding="utf-8")
+    return [sys.executable, "-m", "training", "--recipe", str(run.fit_recipe), "--out", str(out), "--no-progress",
             "--log-every", str(LOG_EVERY), "--preview-every", str(PREVIEW_EVERY),
             "--sample-every", str(10**9), "--checkpoint-every", str(10**9)]  # a fit is short: no mid-run copies
-    for key, flag in RECIPE_FLAGS.items():
-        if recipe.get(key) is not None:
-            args += [flag, str(recipe[key])]
-    return args + ["--loss-weights", loss_network(recipe)]
 
 
 def loss_network(recipe: dict) -> str:
@@ -139,7 +142,7 @@ class FitJob:
             out.mkdir(parents=True, exist_ok=True)
             command = train_command(Path(painting), out, photos=Path(photos or training_photos()),
                                     image_steps=image_steps, title=title, family=family)
-            with open(out / LOG_FILE, "wb") as log:
+            with open(RunFolder(out).fit_log, "wb") as log:
                 process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True, preexec_fn=lambda: os.nice(NICENESS))
         except BaseException:
@@ -153,15 +156,15 @@ class FitJob:
         return self.process.poll() is None
 
     def progress(self) -> Progress:
-        rows = _rows(self.out / HISTORY)
+        rows = RunFolder(self.out).history_rows()
         if not rows:
             return Progress(0, self.total, None, None)
         last = rows[-1]
-        images, speed = int(last["images"]), float(last["images_per_s"] or 0) or None
+        images, speed = last["images"] or 0, last.get("images_per_s") or None
         return Progress(images, self.total, speed, (self.total - images) / speed if speed else None)
 
     def preview_dir(self) -> Path | None:
-        folder = self.out / PREVIEW_DIR
+        folder = RunFolder(self.out).preview
         return folder if has_network(folder) else None
 
     def finish_early(self) -> bool:
@@ -184,7 +187,7 @@ class FitJob:
     def wait_result(self, timeout: float | None = None) -> Path:
         """The exported style folder once the trainer has finished; FitError with its own sentence otherwise."""
         self.process.wait(timeout)
-        export = self.out / EXPORT_FP16_DIR
+        export = RunFolder(self.out).export()
         if self.process.returncode == 0 and (export / WEIGHTS_FILE).is_file():
             return export
         reason = self.failure()
@@ -192,9 +195,10 @@ class FitJob:
         raise FitError(reason)
 
     def failure(self) -> str:
-        lines = (self.out / LOG_FILE).read_text(errors="replace").splitlines() if (self.out / LOG_FILE).exists() else []
-        said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
-        return said[-1] if said else f"The fit stopped unexpectedly (exit code {self.process.returncode})."
+        """The trainer's own sentence (it writes the run's failure file on a user error), else the exit code: a
+        crash says nothing a visitor could act on, and its traceback stays in the fit's log."""
+        said = RunFolder(self.out).read_failure()
+        return said or f"The fit stopped unexpectedly (exit code {self.process.returncode})."
 
 
 def check_fit_painting(image, family=None) -> None:
@@ -253,14 +257,6 @@ def publish(run_dir, repo_id: str, token: str) -> str:
         reason = hub_reason(err.__cause__, token) if err.__cause__ else str(err)
         raise HubError(f"Could not publish to {repo_id} ({reason}); your style is kept, so try again.") from err
     return f"{HfApi(token=token).endpoint}/{repo_id}"
-
-
-def _rows(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
 
 
 def _mtime(path: Path) -> float:

@@ -29,7 +29,7 @@ from fastnst.inference import stylize
 from fastnst.models import load_network
 from fastnst.styles import STYLES_DIR, Style
 
-from .publish import EXPORT_FP16_DIR
+from .run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"  # the Space card: its `models:` names every gallery style's Hub repo
@@ -46,7 +46,7 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     """Copy the run's network (a family's: that of `painting`) into the gallery entry `slug`; `names` (title,
     artist, year) update its style.json."""
     variant = "light" if light else "full"
-    export = Path(run_dir) / EXPORT_FP16_DIR / painting
+    export = RunFolder(run_dir).export(painting)
     info = read_info(export)
     folder = STYLES_DIR / slug
     target = variant_dir(folder, variant)

@@ -13,7 +13,9 @@
 
 `push_run` uploads export-fp16 plus the fp32 weights as `model_fp32.safetensors` in ONE commit (so a failed push
 never leaves a half-updated repo, and loaders, which read model.safetensors only, get fp16). The model card is
-uploaded with the real repo id filled into its usage snippets; the local files are only ever read.
+rendered once, at export, by the network's own `save_pretrained(model_card_kwargs=...)` (PyTorchModelHubMixin);
+before a repo exists its usage snippets name PLACEHOLDER_REPO, which the push replaces with the real repo id, so
+pushing never rebuilds a network or renders the template again. The local files are only ever read.
 
 Secrets: the token goes to huggingface_hub and nowhere else. Recipe keys that look like credentials are dropped
 before anything is written, and token values are scrubbed from error messages. Absolute paths in the recipe are
@@ -54,16 +56,16 @@ from fastnst.formats import (
     WALL_TIME,
     WEIGHTS_FILE,
     read_config,
-    read_info,
     readable_title,
     write_info,
     write_metadata,
 )
 from fastnst.imageio import load_image, resize_max_side, tensor_to_image
-from fastnst.models import build_model
+from fastnst.models.hub import PLACEHOLDER_REPO
+
+from .run_folder import RunFolder
 
 # Defaults, visible in one place.
-EXPORT_DIR, EXPORT_FP16_DIR, FAMILY_DIR, PREVIEW_DIR = "export", "export-fp16", "family", "preview"
 JPEG_QUALITY = 95
 STYLE_MAX_SIDE = 1024
 SAMPLE_MAX_SIDE = 1024
@@ -81,51 +83,44 @@ def export_run(model, run_dir, *, style_image_path, recipe: dict, metrics: dict,
                samples: list[Image.Image] | None = None, subfolder: str = "") -> Path:
     """Write run_dir/export (fp32) and run_dir/export-fp16 (each /subfolder, for a family's paintings); return
     the fp16 folder (what gets pushed)."""
-    run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
     datasets = _datasets(recipe or {})  # before _clean shortens paths (/data/coco/train2014 -> coco/train2014)
     recipe, metrics = _clean(dict(recipe or {})), _clean(dict(metrics or {}))
     style = _read_image(style_image_path, "style image")
-    samples = _collect_samples(run_dir, samples)
+    samples = _collect_samples(run, samples)
     net = _unwrap(model)
     fp32 = copy.deepcopy(net).to(device="cpu", dtype=torch.float32).eval()
     # InstanceNorm's affine scale/shift survive fp16 fine; loading casts back to fp32 (load_state_dict copies).
     fp16 = copy.deepcopy(fp32).half()
-    for folder, net_copy, dtype in ((EXPORT_DIR, fp32, "float32"), (EXPORT_FP16_DIR, fp16, "float16")):
-        _write_folder(run_dir / folder / subfolder, net_copy, dtype=dtype, style=style, samples=samples,
-                      recipe=recipe, metrics=metrics, datasets=datasets, run_name=run_dir.resolve().name)
-    return run_dir / EXPORT_FP16_DIR / subfolder
+    for fp16_folder, net_copy, dtype in ((False, fp32, "float32"), (True, fp16, "float16")):
+        _write_folder(run.export(subfolder, fp16=fp16_folder), net_copy, dtype=dtype, style=style, samples=samples,
+                      recipe=recipe, metrics=metrics, datasets=datasets, run_name=run.root.resolve().name)
+    return run.export(subfolder)
 
 
 def export_family(family, run_dir, *, styles: list[dict], recipe: dict, metrics: dict) -> Path:
     """A family run's export: each painting's standalone network as export_run(subfolder=slug) (`styles`: one
     dict per painting with slug, painting, recipe, metrics, samples), and the family itself in fp16 under
     run_dir/family (config.json + model.safetensors + fastnst.json), which `--from` continues or builds on."""
-    run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
     for k, style in enumerate(styles):
         export_run(family.style_network(k), run_dir, style_image_path=style["painting"], recipe=style["recipe"],
                    metrics=style["metrics"], samples=style["samples"], subfolder=style["slug"])
-    with _building(run_dir / FAMILY_DIR) as tmp:
+    with _building(run.family) as tmp:
         copy.deepcopy(_unwrap(family)).to(device="cpu", dtype=torch.float16).save_pretrained(tmp)
         write_info(tmp, {"format": 1, "name": f"{len(styles)}-painting family", "arch": family.arch,
                          "dtype": "float16", "recipe": _clean(dict(recipe)), "metrics": _clean(dict(metrics)),
                          "config": read_config(tmp)})
-    return run_dir / EXPORT_FP16_DIR
+    return run.export()
 
 
 def export_preview(network, run_dir) -> Path:
     """The network as it is now, fp32, in run_dir/preview (config.json + model.safetensors): what a live preview
     loads while training goes on. Swapped in whole, so a reader never sees half a file."""
-    with _building(Path(run_dir) / PREVIEW_DIR) as tmp:
+    preview = RunFolder(run_dir).preview
+    with _building(preview) as tmp:
         copy.deepcopy(_unwrap(network)).to(device="cpu", dtype=torch.float32).save_pretrained(tmp)
-    return Path(run_dir) / PREVIEW_DIR
-
-
-def exported_styles(run_dir) -> list[str]:
-    """The subfolders of a family run's fp16 export (one per painting); [""] for a one-style run."""
-    folder = Path(run_dir) / EXPORT_FP16_DIR
-    if (folder / WEIGHTS_FILE).is_file() or not folder.is_dir():
-        return [""]
-    return sorted(p.name for p in folder.iterdir() if (p / WEIGHTS_FILE).is_file())
+    return preview
 
 
 @contextmanager
@@ -166,7 +161,8 @@ def _fill_folder(tmp: Path, net, *, dtype, style, samples, recipe, metrics, data
         "recipe": recipe,
         "metrics": metrics,
     }
-    net.save_pretrained(tmp, model_card_kwargs=card_values(info))  # weights, config.json, README.md (the card)
+    # weights, config.json and README.md: the one rendering of the card (push only fills in the repo id)
+    net.save_pretrained(tmp, model_card_kwargs=card_values(info))
     write_info(tmp, {**info, "config": read_config(tmp)})
     # style.json: what `fastnst.load_style(folder)` and the gallery show (same keys as styles/<slug>/style.json).
     write_metadata(tmp, {"title": info["name"], "artist": info["artist"], "license": info["license"],
@@ -203,11 +199,11 @@ def _save_jpeg(image, path: Path, max_side: int) -> None:
     image.save(path, "JPEG", quality=JPEG_QUALITY)
 
 
-def _collect_samples(run_dir: Path, samples) -> list:
-    """The given samples, else the trainer's last sample grid in run_dir/samples/ (a 'final*' file if any)."""
+def _collect_samples(run: RunFolder, samples) -> list:
+    """The given samples, else the trainer's last sample grid in RUN/samples/ (a 'final*' file if any)."""
     if samples:
         return list(samples)[:MAX_SAMPLES]
-    folder = run_dir / "samples"
+    folder = run.samples
     found = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}) \
         if folder.is_dir() else []
     if not found:
@@ -313,7 +309,7 @@ def push_run(run_dir, repo_id, *, private=False, revision=None, token=None, subf
     """
     run_dir = Path(run_dir)
     retry = retry_command(run_dir, repo_id, private=private, revision=revision)
-    repo_id, folder = repo_for(repo_id, subfolder), run_dir / EXPORT_FP16_DIR / subfolder
+    repo_id, folder = repo_for(repo_id, subfolder), RunFolder(run_dir).export(subfolder)
     if not (folder / WEIGHTS_FILE).is_file():
         raise HubError(f"There is no exported model in {folder} to push; export the run first, then retry with "
                        f"`{retry}`.")
@@ -342,14 +338,23 @@ def repo_for(repo_id: str, subfolder: str = "") -> str:
 def _stage(run_dir: Path, staging: Path, repo_ref: str, subfolder: str = "") -> None:
     """The repo as it will be: the fp16 export (linked, not copied), its card naming the real repo, and the fp32
     weights as FP32_REPO_FILE."""
-    export = run_dir / EXPORT_FP16_DIR / subfolder
+    run = RunFolder(run_dir)
+    export = run.export(subfolder)
     shutil.copytree(export, staging, dirs_exist_ok=True, copy_function=_link_or_copy)
-    (staging / CARD_FILE).unlink(missing_ok=True)  # a link to the local card: never write through it
-    network = build_model(read_config(export))
-    network.generate_model_card(**card_values(read_info(export), repo=repo_ref)).save(staging / CARD_FILE)
-    fp32 = run_dir / EXPORT_DIR / subfolder / WEIGHTS_FILE
+    card = staging / CARD_FILE
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        card.unlink()  # a link to the local card: never write through it
+        card.write_text(card_for_repo(text, repo_ref), encoding="utf-8")
+    fp32 = run.export(subfolder, fp16=False) / WEIGHTS_FILE
     if fp32.is_file():
         _link_or_copy(fp32, staging / FP32_REPO_FILE)
+
+
+def card_for_repo(card: str, repo_ref: str) -> str:
+    """The exported card with its usage snippets naming `repo_ref` instead of PLACEHOLDER_REPO: the card was
+    rendered once at export, and the repo id is the only thing a push knows that the export did not."""
+    return card.replace(PLACEHOLDER_REPO, repo_ref)
 
 
 def _link_or_copy(src, dst) -> None:

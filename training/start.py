@@ -19,7 +19,7 @@ from fastnst.models import TransformerNet
 from fastnst.models.norms import ConditionalInstanceNorm2d
 from fastnst.styles import load_style
 
-from .publish import EXPORT_DIR, FAMILY_DIR
+from .run_folder import RunFolder
 
 
 class StartError(FastNSTError, ValueError):
@@ -29,9 +29,10 @@ class StartError(FastNSTError, ValueError):
 def load_source(ref: str) -> TransformerNet:
     """The network --from names (fp32, CPU, eval mode)."""
     folder = Path(ref).expanduser()
-    for sub in (FAMILY_DIR, EXPORT_DIR):  # a run directory: its family (several paintings) or its export
-        if (folder / sub).is_dir():
-            folder = folder / sub
+    run = RunFolder(folder)
+    for sub in (run.family, run.export(fp16=False)):  # a run directory: its family (several paintings) or export
+        if sub.is_dir():
+            folder = sub
             break
     network = load_style(str(folder) if folder.is_dir() else ref, device="cpu").network
     if not isinstance(network, TransformerNet) or network.norm != "instance":
