@@ -165,7 +165,8 @@ def main(argv=None) -> int:
             clips[name] = real_clip(path, args.frames, args.side)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
           f"per setting (steady:carry): warping error, ratio to per-frame, texture, frames per second")
-    print(f"{'style':<22}{'clip':<15}{'input':>7}{'per-frame':>10}{'texture':>9}" + "".join(
+    wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
+    print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}" + "".join(
         f"{f'{a:g}:{b:g}':>9}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b in settings))
     worst = 0.0
     for name in filter(None, args.styles.split(",")):
@@ -180,7 +181,8 @@ def main(argv=None) -> int:
         for clip_name, (clip, flows, masks) in clips.items():
             plain, _ = paint_clip(clip, style, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
-            row = f"{name:<22}{clip_name:<15}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}{base_texture:>9.3f}"
+            row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
+                   f"{base_texture:>9.3f}")
             for steady, carry in settings:
                 shipped, fps = paint_clip(clip, style, steady, carry, device)
                 err = warping_error(shipped, flows, masks)

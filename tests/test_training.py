@@ -390,3 +390,25 @@ def test_help_documents_defaults(capsys):
     text = capsys.readouterr().out
     for fragment in ("--image-steps", "160000", "--loss-weights", "--push-to-hub", "--resume", "python -m training push"):
         assert fragment in text
+
+
+def test_stability_loss_trains_is_recorded_and_resumes_exactly(tmp_path, assets):
+    import json
+
+    from training.stability import move, moved_pair, stability_loss
+    x = torch.rand(2, 3, 24, 30)
+    shift = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
+    assert torch.allclose(move(x, shift)[0, :, 4:-4, 4:-4], torch.roll(x[0], (-1, 2), (1, 2))[:, 4:-4, 4:-4],
+                          atol=1e-5)  # out(p) = x(p - shift): integer shifts move exactly
+    moved, shift = moved_pair(x, torch.Generator().manual_seed(0))
+    assert float(stability_loss(x, moved, shift)) < 1e-3  # painting with the identity is perfectly stable
+    blocky = lambda t: torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(t, 4), scale_factor=4)  # noqa
+    assert float(stability_loss(blocky(x), blocky(moved), shift)) > 10 * float(stability_loss(x, moved, shift))
+
+    full, split = tmp_path / "full", tmp_path / "split"
+    stable = ("--stability-weight", 1e3)
+    assert main(tiny(assets, full, *stable, steps=4)) == 0
+    assert json.loads((full / "recipe.json").read_text())["stability_weight"] == 1e3
+    assert main(tiny(assets, split, *stable, "--stop-at", 2, steps=4)) == 0
+    assert main(tiny(assets, split, *stable, "--resume", steps=4)) == 0
+    assert same_weights(ckpt(full)["model"], ckpt(split)["model"])

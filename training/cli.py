@@ -101,6 +101,9 @@ def train_parser() -> argparse.ArgumentParser:
     rec.add_argument("--content-weight", type=float, default=None, help=scale)
     rec.add_argument("--style-weight", type=float, default=None, help="see --content-weight")
     rec.add_argument("--tv-weight", type=float, default=d["tv_weight"], help="total-variation smoothing")
+    rec.add_argument("--stability-weight", type=float, default=d["stability_weight"], help="weight of the "
+                     "stability loss (training.stability): the same strokes when the photo moves a few pixels; "
+                     "0 = off")
     rec.add_argument("--loss-arch", choices=sorted(R.LOSS_LAYERS), default=d["loss_arch"],
                      help="vgg16: content relu2_2, style relu1_2/2_2/3_3/4_3 (Johnson); vgg19: content relu4_2, "
                      "style relu1_1..relu5_1 (Gatys)")

@@ -68,6 +68,7 @@ class Recipe:
     content_weight: float | None = None  # None: fastnst.losses.default_weights, by the loss network's scale
     style_weight: float | None = None
     tv_weight: float = TV_WEIGHT
+    stability_weight: float = 0.0     # training.stability: paint a moved photo as the moved painting (video)
     style_size: int = STYLE_SIZE
     loss_arch: str = "vgg16"
     loss_weights: str | None = None   # safetensors path | "imagenet" | "random"; None: $FASTNST_VGG_WEIGHTS or imagenet

@@ -56,6 +56,7 @@ from .recipe import (  # noqa: F401  (the defaults are re-exported: benches and 
     TrainingError,
 )
 from .run_folder import HELDOUT_COLUMNS, CsvLog, RunFolder
+from .stability import moved_pair, stability_loss
 from .runtime import Dist, RunningLog, StopSignal, device_name, printer, training_memory_format
 from .start import initial_weights, load_source, widen
 
@@ -239,9 +240,15 @@ class Run:
             return model(x, generator=generator)
         return model(x, style_ids) if self.family else model(x)
 
-    def _losses(self, x, style_ids, generator) -> dict:
+    def _losses(self, x, style_ids, generator, moves=None) -> dict:
         y = self.paint(self.model, x, style_ids, generator)
-        return self.loss_fn(y, None if self.recipe.texture_only else self.loss_fn.content_targets(x), style_ids)
+        terms = self.loss_fn(y, None if self.recipe.texture_only else self.loss_fn.content_targets(x), style_ids)
+        if self.recipe.stability_weight:
+            moved, shift = moved_pair(x, moves)
+            terms["stability"] = self.recipe.stability_weight * stability_loss(
+                y, self.paint(self.model, moved, style_ids, generator), shift)
+            terms["total"] = terms["total"] + terms["stability"]
+        return terms
 
     def style_ids(self, step: int) -> torch.Tensor | None:
         """A family's paintings for this rank's images at `step`: global position modulo the number of paintings,
@@ -250,6 +257,12 @@ class Run:
             return None
         first = step * self.g + self.env.rank * self.recipe.batch_size
         return torch.arange(first, first + self.recipe.batch_size, device=self.device) % len(self.paintings)
+
+    def moves(self, step: int) -> torch.Generator | None:
+        """The stability loss's shifts and grain at `step`: a pure function of (seed, step, rank), like the batches."""
+        if not self.recipe.stability_weight:
+            return None
+        return torch.Generator().manual_seed(D.derive_seed(self.recipe.seed, step, 0x5B + self.env.rank))
 
     def noise(self, step: int, stream: int):
         """TextureNet noise: a pure function of (seed, step, stream), like the batches."""
@@ -264,7 +277,7 @@ class Run:
         x = self.sampler.batch(step).to(self.device, non_blocking=True)
         with self.autocast:
             terms = self.step_losses(x.contiguous(memory_format=self.memory_format), self.style_ids(step),
-                                     self.noise(step, 0x7E + self.env.rank))
+                                     self.noise(step, 0x7E + self.env.rank), self.moves(step))
         self.opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         self._set_lr(step)
