@@ -32,11 +32,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def playwright():
+    with sync_api.sync_playwright() as p:  # one per module: a second one inside it is refused
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -201,12 +206,12 @@ def live_frames(page, count: int, seen: set) -> set:
     return seen
 
 
-def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, tmp_path):
+def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, playwright, tmp_path):
     clip = make_y4m(tmp_path / "camera.y4m")
     camera = [f"--use-file-for-fake-video-capture={clip}", "--use-fake-ui-for-media-stream",
               "--use-fake-device-for-media-stream"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera)
+    try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(TIMEOUT_MS)
         open_app(page, app.url)
@@ -219,4 +224,5 @@ def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, tm
         page.wait_for_function("() => /[0-9.]+ frames a second/.test(document.querySelector('#live-rate').innerText)")
         page.locator("#styles button.thumbnail-item").nth(1).click()
         live_frames(page, 3, seen)  # the stream goes on in the new style
+    finally:
         browser.close()
