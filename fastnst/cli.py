@@ -108,34 +108,32 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("stylize", help="paint a photo in a style",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("image", help="input photo (jpg, png, webp, ...)")
-    p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]) or folder")
-    p.add_argument("-o", "--output", required=True, help="output image (.jpg, .png or .webp)")
-    p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = fully stylised")
-    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    def painting(name, summary, source, what, output):
+        """A subcommand that paints `what` (photo or video): the options both kinds share."""
+        p = commands.add_parser(name, help=summary, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.add_argument(source[0], help=source[1])
+        p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]) or folder")
+        p.add_argument("-o", "--output", required=True, help=output)
+        p.add_argument("--strength", type=float, default=1.0, help=f"0 = the {what}, 1 = fully stylised")
+        p.add_argument("--preserve-color", action="store_true", help=f"keep the {what}'s colours")
+        p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
+        p.add_argument("--variant", default="auto", choices=CHOICES,
+                       help="network size for gallery styles (auto: light on CPU, full on GPU)")
+        return p
+
+    p = painting("stylize", "paint a photo in a style", ("image", "input photo (jpg, png, webp, ...)"), "photo",
+                 "output image (.jpg, .png or .webp)")
     p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: automatic; 0 = never)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
-    p.add_argument("--variant", default="auto", choices=CHOICES,
-                   help="network size for gallery styles (auto: light on CPU, full on GPU)")
     p.set_defaults(run=_stylize)
 
-    p = commands.add_parser("stylize-video", help="paint a video (mp4, mov, mkv, webm) without flicker",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("video", help="input video (mp4, mov, mkv or webm)")
-    p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]) or folder")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4, H.264; the sound is kept)")
-    p.add_argument("--strength", type=float, default=1.0, help="0 = the video, 1 = fully stylised")
-    p.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
+    p = painting("stylize-video", "paint a video (mp4, mov, mkv, webm) without flicker",
+                 ("video", "input video (mp4, mov, mkv or webm)"), "video",
+                 "output video (.mp4, H.264; the sound is kept)")
     p.add_argument("--max-side", type=int, default=640, help="the painted frames' longer side (0 = as recorded)")
     p.add_argument("--smooth", type=float, default=None,
                    help="0–0.99: how much of the last frame steadies this one where nothing moved (0 = none: "
                         "flicker; default: fastnst.temporal.STEADY)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
-    p.add_argument("--variant", default="auto", choices=CHOICES,
-                   help="network size for gallery styles (auto: light on CPU, full on GPU)")
     p.set_defaults(run=_stylize_video)
 
     p = commands.add_parser("styles", help="list the gallery styles")
