@@ -400,10 +400,10 @@ def test_stability_loss_trains_is_recorded_and_resumes_exactly(tmp_path, assets)
     shift = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
     assert torch.allclose(move(x, shift)[0, :, 4:-4, 4:-4], torch.roll(x[0], (-1, 2), (1, 2))[:, 4:-4, 4:-4],
                           atol=1e-5)  # out(p) = x(p - shift): integer shifts move exactly
-    moved, shift = moved_pair(x, torch.Generator().manual_seed(0))
-    assert float(stability_loss(x, moved, shift)) < 1e-3  # painting with the identity is perfectly stable
+    moved, motion = moved_pair(x, torch.Generator().manual_seed(0))
+    assert float(stability_loss(x, moved, motion)) < 1e-3  # painting with the identity is perfectly stable
     blocky = lambda t: torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(t, 4), scale_factor=4)  # noqa
-    assert float(stability_loss(blocky(x), blocky(moved), shift)) > 10 * float(stability_loss(x, moved, shift))
+    assert float(stability_loss(blocky(x), blocky(moved), motion)) > 10 * float(stability_loss(x, moved, motion))
 
     full, split = tmp_path / "full", tmp_path / "split"
     stable = ("--stability-weight", 1e3)

@@ -6,8 +6,9 @@ change from frame to frame although the scene only moved: flicker that no filter
 without averaging the strokes away (bench/temporal.py). Gupta et al. 2017 ("Characterizing and improving
 stability in neural style transfer") and Huang et al. 2017 train it away with pairs whose motion is known exactly:
 
-    x' = x moved by a random (dx, dy) of up to MAX_SHIFT px, plus sensor noise of NOISE levels
-    loss = mean over the inner pixels of (net(x') − net(x) moved by (dx, dy))²
+    x' = x moved by a random (dx, dy) of up to MAX_SHIFT px and zoomed by up to MAX_ZOOM about its centre, plus
+         sensor noise of NOISE levels (a camera's pan, its zoom and its grain)
+    loss = mean over the inner pixels of (net(x') − net(x) moved the same way)²
 
 Moving is bilinear sampling with the edges mirrored; the comparison leaves out a margin of the largest shift, where
 the moved painting has no true value. The perceptual loss still decides what is painted; this term only asks
@@ -19,32 +20,38 @@ import torch
 import torch.nn.functional as F
 
 MAX_SHIFT = 4.0   # px: the network's own stride (two stride-2 stages), so every grid phase is seen
+MAX_ZOOM = 1.03   # scale: a few pixels at the edges of a training crop, like a zoom between two frames
 NOISE = 2.0       # levels of 255, like a webcam's sensor
 
 
-def move(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) images moved by shift (B, 2) = (dx, dy) px each: out(p) = x(p − shift), edges mirrored."""
+def move(x: torch.Tensor, shift: torch.Tensor, zoom: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) images moved by shift (B, 2) = (dx, dy) px and zoomed by zoom (B,) about their centre:
+    out(p) = x(c + (p − c − shift) / zoom), edges mirrored."""
     b, _, h, w = x.shape
-    ys = torch.arange(h, device=x.device, dtype=torch.float32)
-    xs = torch.arange(w, device=x.device, dtype=torch.float32)
-    gx = (xs[None, None, :] - shift[:, 0, None, None]) * (2 / max(w - 1, 1)) - 1
-    gy = (ys[None, :, None] - shift[:, 1, None, None]) * (2 / max(h - 1, 1)) - 1
+    zoom = torch.ones(b, device=x.device) if zoom is None else zoom
+    ys = torch.arange(h, device=x.device, dtype=torch.float32) - (h - 1) / 2
+    xs = torch.arange(w, device=x.device, dtype=torch.float32) - (w - 1) / 2
+    gx = (xs[None, None, :] - shift[:, 0, None, None]) / zoom[:, None, None] * (2 / max(w - 1, 1))
+    gy = (ys[None, :, None] - shift[:, 1, None, None]) / zoom[:, None, None] * (2 / max(h - 1, 1))
     grid = torch.stack([gx.expand(b, h, w), gy.expand(b, h, w)], dim=-1)
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=True)
 
 
 def moved_pair(x: torch.Tensor, generator: torch.Generator | None = None, max_shift: float = MAX_SHIFT,
-               noise: float = NOISE) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x moved and noisy, the shifts) for a batch in [0, 1]; the shifts are a pure function of `generator`."""
-    shift = (torch.rand(x.shape[0], 2, generator=generator) * 2 - 1) * max_shift
+               max_zoom: float = MAX_ZOOM, noise: float = NOISE) -> tuple[torch.Tensor, tuple]:
+    """(x moved, zoomed and noisy; the motion) for a batch in [0, 1]; all of it a pure function of `generator`."""
+    b = x.shape[0]
+    shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * max_shift
+    zoom = max_zoom ** (torch.rand(b, generator=generator) * 2 - 1)
     grain = torch.randn(x.shape, generator=generator) * (noise / 255)
-    shift, grain = shift.to(x.device), grain.to(x.device, x.dtype)
-    return (move(x, shift) + grain).clamp(0, 1), shift
+    motion = (shift.to(x.device), zoom.to(x.device))
+    return (move(x, *motion) + grain.to(x.device, x.dtype)).clamp(0, 1), motion
 
 
-def stability_loss(painted: torch.Tensor, painted_moved: torch.Tensor, shift: torch.Tensor,
-                   max_shift: float = MAX_SHIFT) -> torch.Tensor:
-    """Mean squared difference, in fp32, between net(x') and net(x) moved, inside a margin of the largest shift."""
-    m = math.ceil(max_shift) + 1
-    want = move(painted.float(), shift)[..., m:-m, m:-m]
+def stability_loss(painted: torch.Tensor, painted_moved: torch.Tensor, motion: tuple,
+                   max_shift: float = MAX_SHIFT, max_zoom: float = MAX_ZOOM) -> torch.Tensor:
+    """Mean squared difference, in fp32, between net(x') and net(x) moved, inside a margin the motion can reach
+    (the largest shift plus what the largest zoom moves the edge)."""
+    m = math.ceil(max_shift + (max_zoom - 1) * max(painted.shape[-2:]) / 2) + 1
+    want = move(painted.float(), *motion)[..., m:-m, m:-m]
     return F.mse_loss(painted_moved.float()[..., m:-m, m:-m], want)

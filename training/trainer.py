@@ -244,9 +244,9 @@ class Run:
         y = self.paint(self.model, x, style_ids, generator)
         terms = self.loss_fn(y, None if self.recipe.texture_only else self.loss_fn.content_targets(x), style_ids)
         if self.recipe.stability_weight:
-            moved, shift = moved_pair(x, moves)
+            moved, motion = moved_pair(x, moves)
             terms["stability"] = self.recipe.stability_weight * stability_loss(
-                y, self.paint(self.model, moved, style_ids, generator), shift)
+                y, self.paint(self.model, moved, style_ids, generator), motion)
             terms["total"] = terms["total"] + terms["stability"]
         return terms
 
