@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand that paints `what` (photo or video): the options both kinds share."""
         p = commands.add_parser(name, help=summary, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument(source[0], help=source[1])
-        p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]) or folder")
+        p.add_argument("--style", required=True, help="gallery name, Hub repo id (user/repo[@revision]), folder, "
+                       "or a mix of gallery styles: starry-night=0.6,the-scream=0.4")
         p.add_argument("-o", "--output", required=True, help=output)
         p.add_argument("--strength", type=float, default=1.0, help=f"0 = the {what}, 1 = fully stylised")
         p.add_argument("--preserve-color", action="store_true", help=f"keep the {what}'s colours")

@@ -7,6 +7,12 @@ A style is named by
 - a Hub repo id (`user/repo` or `user/repo@revision`), downloaded once into the Hugging Face cache;
 - a local folder holding `config.json` + `model.safetensors` (what `save_pretrained` writes).
 
+A *mix* of gallery styles — `{"starry-night": 0.6, "the-scream": 0.4}`, or the same spelled
+`starry-night=0.6,the-scream=0.4` — is painted by the gallery's family network (`styles/family`: every gallery
+painting is one of its rows) with the rows blended by the weights (Dumoulin et al. 2017). The gallery's light
+networks are those rows, so a mix paints with the light network's convolutions on a GPU too; Hub and folder
+styles are not rows of that family and cannot be mixed (one sentence says so).
+
 Resolution order for a gallery slug: embedded copy → Hugging Face cache → `hf_hub_download` at the pinned
 revision. With `HF_HUB_OFFLINE=1` or no network, cached and embedded styles still load. Loaded networks stay in
 a small in-memory LRU per (style, variant, device).
@@ -51,6 +57,7 @@ STYLES_DIR = Path(os.environ.get("FASTNST_STYLES_DIR") or _default_styles_dir())
 DEFAULT_STYLE = "starry-night"
 CACHE_SIZE = 8  # networks kept in memory; a full TransformerNet is 6.7 MB in fp32
 CHOICES = ("auto", *VARIANTS)
+FAMILY = "family"  # the gallery's family network, STYLES_DIR / FAMILY: not a gallery entry (no style.json)
 
 
 @dataclass
@@ -133,12 +140,86 @@ def _resolve(name: str, variant: str, device: torch.device) -> Style:
     return _from_folder(name, folder, device, meta, f"{repo_id}@{revision or 'main'}")
 
 
+# --- mixes ------------------------------------------------------------------------------------------------------
+
+def parse_style(spec):
+    """A style name as given (str), or a mix: a dict {name: weight}, or the text `a=0.6,b=0.4` of one."""
+    if isinstance(spec, dict):
+        return spec
+    text = str(spec).strip()
+    if "=" not in text or Path(text).expanduser().exists():
+        return text
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight)
+        except ValueError:
+            raise InvalidOptionError(f"A mix is written name=weight,name=weight (e.g. starry-night=0.6,"
+                                     f"the-scream=0.4); {part!r} has no number for its weight.") from None
+    return mix
+
+
+def _weights(mix: dict) -> dict:
+    """The mix's weights checked and made to sum to 1, in the order given."""
+    if not mix:
+        raise InvalidOptionError("A mix needs at least one style, e.g. {\"starry-night\": 0.6, \"the-scream\": 0.4}.")
+    for name, weight in mix.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise InvalidOptionError(f"The weight of {name!r} in the mix must be a number of at least 0, "
+                                     f"not {weight!r}.")
+    total = sum(mix.values())
+    if total <= 0:
+        raise InvalidOptionError("The weights of a mix add up to 0; give at least one style a weight above 0.")
+    return {str(name).strip(): weight / total for name, weight in mix.items() if weight > 0}
+
+
+def _family_row(family, network) -> int | None:
+    """Which row of the family paints exactly like `network` (same convolutions, and that row's scale/shift as its
+    norms'), or None: a style trained elsewhere, or refined on its own after the family."""
+    own = network.state_dict()
+    rows = set(range(len(family.styles)))
+    for key, value in family.state_dict().items():
+        mine = own.get(key)
+        if mine is not None and value.shape == mine.shape:  # shared: a convolution
+            if not torch.allclose(value.float(), mine.float(), atol=1e-3):
+                return None
+        elif mine is not None and value.shape[1:] == mine.shape:  # a conditional norm's rows against its one row
+            rows = {k for k in rows if torch.allclose(value[k].float(), mine.float(), atol=1e-3)}
+        else:
+            return None
+    return rows.pop() if len(rows) == 1 else None
+
+
+def _mix(weights: dict, device: torch.device) -> Style:
+    folder = STYLES_DIR / FAMILY
+    if not has_network(folder):
+        raise InvalidOptionError(f"Mixing styles needs the gallery's family network, which is not in {STYLES_DIR}.")
+    family = load_network(folder, "cpu")
+    blend = torch.zeros(len(family.styles))
+    titles = []
+    for name, weight in weights.items():
+        style = load_style(name, device="cpu", variant="light")
+        row = _family_row(family, style.network)
+        if row is None:
+            can = [n for n in available_styles()
+                   if _family_row(family, load_style(n, device="cpu", variant="light").network) is not None]
+            raise InvalidOptionError(f"{style.title} is not painted by the gallery's family network, so it cannot "
+                                     f"be mixed; these styles can: {', '.join(can) or 'none'}.")
+        blend[row] += weight
+        titles.append(f"{style.title} {weight:.0%}")
+    network = family.style_network(blend).eval().to(device)
+    label = ",".join(f"{name}={weight:.3g}" for name, weight in weights.items())
+    return Style(label, network, {"title": " · ".join(titles)}, str(folder), "light")
+
+
 _cache: "OrderedDict[tuple, Style]" = OrderedDict()
 _lock = threading.Lock()
 
 
 def load_style(name, *, device=None, variant: str = "auto", cache: bool = True) -> Style:
-    """Load a style by gallery slug, Hub repo id (`user/repo[@revision]`) or folder; cached in an LRU unless
+    """Load a style by gallery slug, Hub repo id (`user/repo[@revision]`) or folder, or a mix of gallery styles
+    (`{"starry-night": 0.6, "the-scream": 0.4}` or `"starry-night=0.6,the-scream=0.4"`); cached in an LRU unless
     `cache` is False (a folder whose network changes, such as a training run's live preview).
 
     Raises StyleNotFoundError (unknown name, listing the gallery), HubError (Hub unreachable and not cached)
@@ -146,16 +227,23 @@ def load_style(name, *, device=None, variant: str = "auto", cache: bool = True) 
     """
     if isinstance(name, Style):
         return name
-    name = str(name).strip()
     device = pick_device(device)
+    spec = parse_style(name)
+    if isinstance(spec, dict):
+        weights = _weights(spec)
+        if len(weights) == 1:  # all the weight on one style: that style as it is
+            return load_style(next(iter(weights)), device=device, variant=variant, cache=cache)
+        name, resolve = ",".join(f"{k}={v:.6g}" for k, v in weights.items()), lambda: _mix(weights, device)
+    else:
+        name, resolve = spec, lambda: _resolve(spec, variant, device)
     key = (name, variant, str(device))
     if not cache:
-        return _resolve(name, variant, device)
+        return resolve()
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    style = _resolve(name, variant, device)
+    style = resolve()
     with _lock:
         _cache[key] = style
         while len(_cache) > CACHE_SIZE:

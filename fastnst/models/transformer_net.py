@@ -160,13 +160,20 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
         y = conv(pad(y)) if textbook(self, y) else last_conv(pad(y), conv)
         return torch.sigmoid(y)[..., :h, :w]
 
-    def style_network(self, index: int) -> "TransformerNet":
-        """Style `index` of a family as a standalone one-style network: shared convolutions, that style's row of
-        every conditional norm as the instance norm's scale/shift. It paints exactly what `forward(x, index)` does."""
+    def style_network(self, style) -> "TransformerNet":
+        """Style `style` of a family as a standalone one-style network: shared convolutions, that style's row of
+        every conditional norm as the instance norm's scale/shift. `style` is an index, or mixing weights (one per
+        style, summing to 1) whose blend of the rows is taken (Dumoulin et al.'s interpolation of styles). It
+        paints exactly what `forward(x, style)` does."""
         single = TransformerNet(width=self.width, num_residual_blocks=self.num_residual_blocks, norm=self.norm)
         state = self.state_dict()
         for name, module in self.named_modules():
             if isinstance(module, ConditionalInstanceNorm2d):
-                state[f"{name}.weight"], state[f"{name}.bias"] = module.weight[index], module.bias[index]
+                if isinstance(style, int):
+                    row_w, row_b = module.weight[style], module.bias[style]
+                else:
+                    mix = torch.as_tensor(style, dtype=module.weight.dtype, device=module.weight.device)
+                    row_w, row_b = mix @ module.weight, mix @ module.bias
+                state[f"{name}.weight"], state[f"{name}.bias"] = row_w, row_b
         single.load_state_dict({k: v.detach().clone() for k, v in state.items()})
         return single.to(next(self.parameters()).device)
