@@ -215,7 +215,8 @@ def stylize(image, style, strength=1.0, preserve_color=False, max_side=DEFAULT_S
 
     Args:
         image: the photo (JPEG, PNG, WebP, GIF, BMP or TIFF).
-        style: a gallery slug (e.g. "starry-night") or a Hub repo id ("user/repo" or "user/repo@revision").
+        style: a gallery slug (e.g. "starry-night"), a Hub repo id ("user/repo" or "user/repo@revision"), or a mix
+            of gallery styles ("starry-night=0.6,the-scream=0.4").
         strength: 0 (the photo) to 1 (fully painted).
         preserve_color: keep the photo's colours and take only light and texture from the painting.
         max_side: longest side of the result in pixels (the photo is never enlarged).
@@ -229,12 +230,23 @@ def stylize(image, style, strength=1.0, preserve_color=False, max_side=DEFAULT_S
         raise error(err) from err
 
 
-def restylize(image, style, strength, preserve_color, max_side, names):
+def mixed(style, other, share) -> str:
+    """The style to paint: `style`, or a mix with `other` taking `share` of it (fastnst.styles' text spelling)."""
+    share = float(share or 0)
+    if not other or other == style or share <= 0:
+        return style
+    return other if share >= 1 else f"{style}={1 - share:.3g},{other}={share:.3g}"
+
+
+def restylize(image, style, strength, preserve_color, max_side, names, other="", share=0.0):
     """Paint again after the photo, the style or a control changed; quietly nothing while there is no photo."""
     if image is None:
         return gr.Image(None, label="Painted")
-    painted = stylize(image, style, strength, preserve_color, max_side)
-    return gr.Image(painted, label=f"Painted: {names.get(style, style)}")
+    painted = stylize(image, mixed(style, other, share), strength, preserve_color, max_side)
+    label = names.get(style, style)
+    if mixed(style, other, share) != style:
+        label = f"{label} + {float(share):.0%} {names.get(other, other)}"
+    return gr.Image(painted, label=f"Painted: {label}")
 
 
 def pick_style(names, evt: gr.SelectData):
@@ -429,12 +441,13 @@ def paint_live_frame(rgb, style, smoother):
     return smoother(rgb, lambda x: paint_frame(x, network))
 
 
-def paint_live(frame, style, session):
-    """Paint one webcam frame in the selected style, steadied by this visitor's previous frames."""
+def paint_live(frame, style, session, other="", share=0.0):
+    """Paint one webcam frame in the selected style (or mix), steadied by this visitor's previous frames."""
     if frame is None:
         return gr.skip(), session, gr.skip()
     if not style:
         raise gr.Error("Pick a style first: click a painting in the gallery.", print_exception=False)
+    style = mixed(style, other, share)
     if not isinstance(session, LiveSession) or session.style != style:
         session = LiveSession(style)  # a new style starts afresh: its strokes are not the last style's
     try:
@@ -475,7 +488,7 @@ def paint_video(video, style, strength=1.0, preserve_color=False, progress=gr.Pr
 
     Args:
         video: the video file.
-        style: a gallery slug (e.g. "starry-night") or a Hub repo id.
+        style: a gallery slug (e.g. "starry-night"), a Hub repo id, or a mix ("starry-night=0.6,the-scream=0.4").
         strength: 0 (the video) to 1 (fully painted).
         preserve_color: keep the video's colours.
     """
@@ -562,8 +575,15 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                     size = gr.Slider(SMALLEST_SIDE, LARGEST_SIDE, value=DEFAULT_SIDE, step=64, label="Output size",
                                      info="longest side in pixels (never enlarged)")
                 with gr.Row(equal_height=True):
+                    mix_with = gr.Dropdown([("No second style", "")] + [(c, s) for s, c in captions.items()],
+                                           value="", label="Mix with", info="a second gallery style",
+                                           elem_id="mix-with")
+                    mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Mix", info="the second style's share",
+                                    elem_id="mix")
+                with gr.Row(equal_height=True):
                     preserve = gr.Checkbox(label="Keep the photo's colours", info="take only light and brushwork")
                     go = gr.Button("Paint", variant="primary")
+                    api_paint = gr.Button(visible=False)  # the /stylize endpoint: the page's Paint also mixes
         styles = gr.Gallery(tiles, label="Styles: click one", columns=6, height="auto", object_fit="cover",
                             allow_preview=False, fit_columns=False, interactive=False, buttons=[], elem_id="styles",
                             selected_index=list(captions).index(start) if start else None, visible=bool(tiles))
@@ -634,13 +654,14 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                         cache_mode="lazy", visible_columns=[0], label="Example photos (public domain / CC0)",
                         preprocess=False)
 
-        painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names], outputs=result,
-                        preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY,
+        painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names, mix_with, mix],
+                        outputs=result, preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY,
                         trigger_mode="always_last", api_visibility="private")
-        go.click(stylize, [photo, style, strength, preserve, size], result, api_name="stylize", preprocess=False,
-                 concurrency_id="paint", concurrency_limit=CONCURRENCY)
+        api_paint.click(stylize, [photo, style, strength, preserve, size], result, api_name="stylize",
+                        preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY)
         # .input, not .change: an example sets the photo too, and its painting comes from the cache instead.
-        gr.on([photo.input, strength.release, preserve.input, size.release], **painting)
+        gr.on([go.click, photo.input, strength.release, preserve.input, size.release, mix_with.input, mix.release],
+              **painting)
         style.change(show_style, [style, names], [styles, result], api_visibility="private", queue=False)
         styles.select(pick_style, names, style, api_visibility="private").then(**painting)
         hub_outputs = [styles, names, style, empty]
@@ -661,7 +682,7 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                       concurrency_id="hub", concurrency_limit=2)
 
         live = gr.State(None)  # this visitor's LiveSession
-        camera.stream(paint_live, [camera, style, live], [live_out, live, live_rate], preprocess=False,
+        camera.stream(paint_live, [camera, style, live, mix_with, mix], [live_out, live, live_rate], preprocess=False,
                       stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
                       concurrency_limit=LIVE_CONCURRENCY, show_progress="hidden", api_visibility="private")
         painting_video = video_go.click(paint_video, [video_in, style, strength, preserve], [video_out, video_status],

@@ -199,11 +199,11 @@ def _mix(weights: dict, device: torch.device) -> Style:
     blend = torch.zeros(len(family.styles))
     titles = []
     for name, weight in weights.items():
-        style = load_style(name, device="cpu", variant="light")
+        style = load_style(name, device="cpu")  # on a CPU, its light network where it has one: a family row
         row = _family_row(family, style.network)
         if row is None:
             can = [n for n in available_styles()
-                   if _family_row(family, load_style(n, device="cpu", variant="light").network) is not None]
+                   if _family_row(family, load_style(n, device="cpu").network) is not None]
             raise InvalidOptionError(f"{style.title} is not painted by the gallery's family network, so it cannot "
                                      f"be mixed; these styles can: {', '.join(can) or 'none'}.")
         blend[row] += weight

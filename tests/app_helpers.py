@@ -20,16 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 STYLES = {"test-style": ("Test Style", "Nobody", 1), "second-style": ("Second Style", "Somebody", 2)}
 
 
-def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1) -> Path:
-    """A style folder: a tiny random TransformerNet (config.json + model.safetensors + the mixin's README.md,
-    tagged `fastnst`), style.json and tile.jpg (the network painting the example cat, like a real tile)."""
+def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1, network=None) -> Path:
+    """A style folder: a tiny TransformerNet (`network`, else a random one; config.json + model.safetensors + the
+    mixin's README.md, tagged `fastnst`), style.json and tile.jpg (the network painting the example cat, like a
+    real tile)."""
     import torch
 
     from fastnst import stylize
     from fastnst.models import TransformerNet
 
     torch.manual_seed(seed)
-    TransformerNet(width=0.25, num_residual_blocks=1).save_pretrained(out)
+    (network or TransformerNet(width=0.25, num_residual_blocks=1)).save_pretrained(out)
     meta = {"title": title, "artist": artist, "year": 2026, "license": "CC0", "hub_repo": None, "max_side": 512,
             "order": order}
     (out / "style.json").write_text(json.dumps(meta))
@@ -38,10 +39,23 @@ def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1) ->
 
 
 def make_gallery(folder: Path) -> Path:
-    """`folder/styles/<slug>/` for each of STYLES."""
+    """`folder/styles/<slug>/` for each of STYLES: the rows of a tiny random family in `styles/family`, as the
+    real gallery's light networks are, so that they mix."""
+    import torch
+
+    from fastnst.models import TransformerNet
+
     styles = folder / "styles"
-    for seed, (slug, (title, artist, order)) in enumerate(STYLES.items()):
-        make_style(styles / slug, seed, title, artist, order)
+    torch.manual_seed(0)
+    family = TransformerNet(width=0.25, num_residual_blocks=1, styles=list(STYLES))
+    with torch.no_grad():  # rows far apart, so that each style and their mixes paint visibly differently
+        for m in family.modules():
+            if hasattr(m, "mix"):
+                m.weight.normal_(1, 0.5)
+                m.bias.normal_(0, 0.5)
+    family.save_pretrained(styles / "family")
+    for k, (slug, (title, artist, order)) in enumerate(STYLES.items()):
+        make_style(styles / slug, k, title, artist, order, network=family.style_network(k))
     return styles
 
 

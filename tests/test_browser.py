@@ -226,3 +226,20 @@ def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, pl
         live_frames(page, 3, seen)  # the stream goes on in the new style
     finally:
         browser.close()
+
+
+def test_a_second_style_and_the_mix_slider_blend_the_painting(app, page):
+    open_app(page, app.url)
+    upload(page, app.photo)
+    first = wait_for_new_result(page)
+    page.locator("#mix-with input").click()
+    page.get_by_role("option", name="Second Style — Somebody").click()
+    mixed = wait_for_new_result(page, first)
+    assert "Test Style — Nobody + 50% Second Style — Somebody" in page.locator("#result label").first.inner_text()
+    box = page.locator("#mix input[type=range]").bounding_box()  # drag the slider to its end, as a visitor does
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 20, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    wait_for_new_result(page, mixed)
+    assert "Test Style — Nobody + 100% Second Style — Somebody" in page.locator("#result label").first.inner_text()
