@@ -15,7 +15,7 @@ every output frame is still one painting by the network (a blend of paintings wo
     carry        optionally output = painted + `carry` × trust × (previous output, moved − painted): flow-guided
                  blending of the paintings, steadier still, at the cost of the strokes' contrast (0 by default)
 
-Measured in bench/temporal.py (bench/RESULTS.md): on a still camera this alone removes three quarters of the
+Measured in bench/temporal.py (bench/RESULTS.md): on a still scene this alone removes three quarters of the
 flicker with the texture unchanged; a moving camera's flicker comes from the network itself (its strokes depend
 on where the picture falls on its stride-4 grid), which only a network trained to be stable removes.
 Each session (a video, a webcam visitor) has its own Smoother.
@@ -30,6 +30,8 @@ STEADY = 0.9             # weight of the previous steady input where the flow is
 CARRY = 0.0              # weight of the previous output where the flow is trusted (blends paintings: softer)
 TRUST_LEVELS = 12.0      # input mismatch (0–255 levels, after warping) at which trust has fallen to e^-1
 CONSISTENCY_PX = 1.0     # forward-backward flow disagreement (px at flow scale) beyond which a pixel is occluded
+SOFTEN_PX = 8.0          # trust is blurred this much: a sharp line between steadied and fresh input is painted as
+                         # a seam in the strokes, left behind along a moving object's path (looked at: car clip)
 
 
 def _grey(frame: np.ndarray, side: int) -> np.ndarray:
@@ -108,7 +110,7 @@ class Smoother:
         back, sure = _upscale_flow(back, h, w), cv2.resize(sure, (w, h), interpolation=cv2.INTER_LINEAR)
         mismatch = np.abs(warp(last_frame, back).astype(np.float32) - frame.astype(np.float32)).mean(axis=-1)
         mismatch = cv2.GaussianBlur(mismatch, (0, 0), 1.5)   # one noisy pixel is not an occlusion
-        return back, sure * np.exp(-(mismatch / TRUST_LEVELS) ** 2)
+        return back, cv2.GaussianBlur(sure * np.exp(-(mismatch / TRUST_LEVELS) ** 2), (0, 0), SOFTEN_PX)
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:
         grey = _grey(frame, self.flow_side)
