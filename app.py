@@ -473,14 +473,7 @@ def video_source(video) -> str | None:
 
 def sweep_videos(max_age_s: float = UPLOADS_KEPT[1]):
     """Delete painted videos older than Gradio keeps its uploads (and all of them at exit: max_age_s=0)."""
-    if not VIDEOS_DIR.is_dir():
-        return
-    for folder in VIDEOS_DIR.iterdir():
-        try:
-            if time.time() - folder.stat().st_mtime >= max_age_s:
-                shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
-            pass
+    fit.sweep(VIDEOS_DIR, max_age_s=max_age_s, max_bytes=float("inf"))
 
 
 def paint_video(video, style, strength=1.0, preserve_color=False, progress=gr.Progress()):

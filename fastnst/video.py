@@ -24,6 +24,7 @@ import torch
 
 from .device import pick_device
 from .errors import FastNSTError, InvalidOptionError
+from .inference import _check_options as check_stills_options
 from .inference import stylize_tensor
 from .styles import Style, load_style
 from .temporal import STEADY, Smoother
@@ -85,8 +86,7 @@ def sniff(path: Path) -> str:
 
 
 def _check_options(strength, max_side, smooth):
-    if not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-        raise InvalidOptionError(f"strength must be a number between 0 and 1, not {strength!r}.")
+    check_stills_options(strength, None, None)  # strength as for a photo
     if max_side is not None and (not isinstance(max_side, int) or max_side < 16):
         raise InvalidOptionError(f"max_side must be a whole number of pixels, at least 16, not {max_side!r}.")
     if not isinstance(smooth, (int, float)) or not 0.0 <= smooth < 1.0:
