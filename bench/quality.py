@@ -61,6 +61,7 @@ from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa
 from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes  # noqa: E402
 from fastnst.losses import LOSS_LAYERS, PerceptualLoss  # noqa: E402
 from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
+from training.data import heldout_photos  # noqa: E402
 from training.paintings import load_painting  # noqa: E402  (the trainer's loader, same resizing)
 from training.recipe import Recipe  # noqa: E402
 
@@ -76,7 +77,9 @@ GOAL_RATIO = 1.0
 TEXTURE_GATE = 0.35         # output's style loss / the photo's, median over photos: above it, a tint
 LR = {"lbfgs": 1.0, "adam": 0.05}  # adam's step is in z (sigmoid) space
 EPS = 0.5 / 255
-CELL, HEADER = 256, 28      # contact sheet: default cell size (--cell) and header row height in pixels
+CELL, LABEL = 256, 200      # contact sheet: default cell size (--cell) and the title column, in pixels
+CONTENT = SHARED / "content"  # the photos the gallery trained on; its runs held 16 of them out
+HELDOUT, MIN_SIDE = 16, 64    # the gallery recipe's --heldout, and the trainer's skip rule at 128-px crops
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -110,6 +113,18 @@ def list_photos(specs: str, count: int) -> list[Path]:
     if not photos:
         raise FastNSTError(f"No photos found in {specs}.")
     return photos[:count]
+
+
+def photo_set(name: str, content: Path = CONTENT) -> list[Path]:
+    """Choose on one set of photos, confirm on another. A: every other one of the 16 photos the gallery's runs held
+    out of training (`training.data.heldout_photos`); B: the other 8 and the 4 CC0 photos in examples/. No network
+    of the gallery saw either set."""
+    held = heldout_photos(content, HELDOUT, MIN_SIDE)
+    if len(held) < HELDOUT:
+        raise FastNSTError(f"Photo set {name} needs the training photos in {content}, which has only {len(held)}.")
+    if name == "A":
+        return held[0::2]
+    return held[1::2] + list_photos(str(PHOTOS), NUM_PHOTOS)
 
 
 def resize_long_side(image, size: int):
@@ -249,30 +264,31 @@ def seam_error(style, x, tile: int, untiled, device) -> dict:
 
 # ------------------------------------------------------------------------------------------------ output
 def contact_sheet(photos: dict, outputs: dict, titles: list, path: Path, cell: int = CELL) -> None:
-    """Rows: photos; columns: the photo, then our output per style. Paintings are never shown."""
-
-    sheet = Image.new("RGB", ((1 + len(titles)) * cell, HEADER + len(photos) * cell), "white")
+    """Rows: the photos, then our output per style (its title in the left column), a photo per column, so a
+    gallery of any size reads top to bottom. Paintings are never shown."""
+    sheet = Image.new("RGB", (LABEL + len(photos) * cell, (1 + len(titles)) * cell), "white")
     draw = ImageDraw.Draw(sheet)
     try:
         font = ImageFont.load_default(size=16)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
         font = ImageFont.load_default()
-    for col, title in enumerate(["photo", *titles]):
-        draw.text((col * cell + 6, 5), str(title)[:28], fill="black", font=font)
 
     def paste(img, row, col):
         img = resize_long_side(img, cell)
-        sheet.paste(img, (col * cell + (cell - img.width) // 2, HEADER + row * cell + (cell - img.height) // 2))
+        sheet.paste(img, (LABEL + col * cell + (cell - img.width) // 2, row * cell + (cell - img.height) // 2))
 
-    for row, (photo_name, img) in enumerate(photos.items()):
-        paste(img, row, 0)
-        draw.text((6, HEADER + row * cell + cell - 22), photo_name[:28], fill="white", stroke_width=1,
-                  stroke_fill="black", font=font)
-        for col, title in enumerate(titles, start=1):
+    for row, title in enumerate(["photo", *titles]):
+        words, lines = str(title).split(), [""]
+        for word in words:  # wrap the title into the label column
+            lines[-1:] = [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < 20 else [lines[-1], word]
+        draw.multiline_text((8, row * cell + 8), "\n".join(lines[:6]), fill="black", font=font)
+    for col, (photo_name, img) in enumerate(photos.items()):
+        paste(img, 0, col)
+        for row, title in enumerate(titles, start=1):
             if (photo_name, title) in outputs:
                 paste(outputs[photo_name, title], row, col)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    sheet.save(path, **({"quality": 88} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
 
 
 def _ratio(a: float, b: float) -> float:
@@ -338,6 +354,8 @@ def parse_args(argv=None):
     p.add_argument("--styles", default=None, help="comma-separated slugs / Hub ids / folders (default: gallery)")
     p.add_argument("--photos", default=str(PHOTOS), help="comma-separated photos or folders (default: %(default)s)")
     p.add_argument("--num-photos", type=int, default=NUM_PHOTOS)
+    p.add_argument("--photo-set", choices=("A", "B"), default=None, help="instead of --photos: A (8 held-out "
+                   "training photos: choose a balance on these) or B (8 others + the 4 CC0 photos: confirm on these)")
     p.add_argument("--sizes", default=SIZES, help="longer side(s) in pixels (default: %(default)s)")
     p.add_argument("--iters", default=ITERS, help="Gatys iterations to report (default: %(default)s)")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
@@ -369,7 +387,7 @@ def run(args) -> dict:
         [m["slug"] for m in gallery()]
     if not names:
         raise FastNSTError("The gallery has no styles; pass --styles.")
-    photo_paths = list_photos(args.photos, args.num_photos)
+    photo_paths = photo_set(args.photo_set) if args.photo_set else list_photos(args.photos, args.num_photos)
     photos = {p.name: load_image(p) for p in photo_paths}
     sheet_size = min(sizes, key=lambda s: abs(s - CELL))
     rows, errors, sheet_outputs, titles = [], [], {}, []
@@ -429,8 +447,9 @@ def run(args) -> dict:
 
 
 def record_in_gallery(result: dict) -> list[str]:
-    """Each gallery style's numbers into its style.json, under networks.<variant>.quality.<size>: the photos, the
-    texture median and the geometric-mean ratio to Gatys (sizes measured by earlier runs are kept)."""
+    """Each gallery style's numbers into its style.json, under networks.<variant>.quality.<size> (with
+    --photo-set, quality.set_<A|B>.<size>): the photos, the texture median and the geometric-mean ratio to
+    Gatys (sizes measured by earlier runs are kept)."""
     recorded, iters = [], result["config"]["iters"][-1]
     for label in result["summary"]:
         folder = STYLES_DIR / label
@@ -441,6 +460,8 @@ def record_in_gallery(result: dict) -> list[str]:
         variant = rows[0].get("variant") or next(iter(meta.get("networks") or {}), "full")
         record = gallery_record(meta, variant)
         quality = record.setdefault("quality", {"texture_gate": TEXTURE_GATE, "goal_ratio": GOAL_RATIO})
+        if result["config"].get("photo_set"):  # the numbers on a photo set live apart from the CC0 photos'
+            quality = quality.setdefault(f"set_{result['config']['photo_set']}", {})
         for size, texture in result["summary"][label]["texture_by_size"].items():
             at = [r for r in rows if r["size"] == size]
             ratios = [r["ratio"] for r in at if r["ratio"] is not None]

@@ -68,7 +68,7 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
     assert summary["texture_passes"] == (row["texture"] <= bench.TEXTURE_GATE)
 
     with Image.open(sheet) as img:
-        assert img.size == (2 * bench.CELL, bench.HEADER + bench.CELL)
+        assert img.size == (bench.LABEL + bench.CELL, 2 * bench.CELL)  # a row of photos, a row per style
 
     # --gatys-from takes an earlier run's optimisation where the loss is the same one, and reruns it where not
     earlier = tmp_path / "earlier.json"
@@ -137,3 +137,20 @@ def test_texture_gate_holds_at_every_size():
     assert summary["texture_by_size"] == {256: 0.15, 1024: 0.4}
     assert summary["texture_median"] == 0.4 and not summary["texture_passes"]
     assert bench.summarise([r for r in rows if r["size"] == 256])["s"]["texture_passes"]
+
+
+def test_photo_sets_a_and_b_are_disjoint_held_out_photos(tmp_path):
+    """Choose on A, confirm on B: both come from the photos a run on the folder holds out, never from its pool."""
+    from training import data as D
+    bench = _bench()
+    for i in range(40):
+        _picture(tmp_path / "photos" / f"{i:02d}.png", 80, 72, seed=i)
+    a, b = (bench.photo_set(name, tmp_path / "photos") for name in ("A", "B"))
+    held = D.heldout_photos(tmp_path / "photos", bench.HELDOUT, bench.MIN_SIDE)
+    assert len(a) == 8 and len(b) == 8 + bench.NUM_PHOTOS and not set(a) & set(b)
+    assert set(a) | set(b[:8]) == set(held) and bench.PHOTOS in {p.parent for p in b}
+    assert [Path(p) for p in D.list_images(tmp_path / "photos")][0] in a  # the trainer's first held-out photo
+    for i in range(5):
+        _picture(tmp_path / "few" / f"{i}.png", 80, 72, seed=i)
+    with pytest.raises(bench.FastNSTError, match="needs the training photos"):
+        bench.photo_set("A", tmp_path / "few")

@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fastnst.errors import FastNSTError
-from fastnst.imageio import load_image
+from fastnst.imageio import FORMATS, load_image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 CACHE_DIR = Path(os.environ.get("FASTNST_DATA_CACHE", Path.home() / ".cache" / "fastnst" / "data"))
@@ -59,6 +59,26 @@ def list_images(source) -> list[Path]:
     if not paths:
         raise DataError(f"No images ({', '.join(EXTENSIONS)}) found in {source}.")
     return sorted(paths)
+
+
+def heldout_indices(count: int, heldout: int) -> np.ndarray:
+    """Which of `count` usable photos a run keeps out of training: `heldout` of them, evenly spaced, so the held-out
+    set spans every source folder (sorted order) and never changes with the seed."""
+    return np.unique(np.linspace(0, count - 1, max(heldout, 1)).round().astype(int))
+
+
+def heldout_photos(source, heldout: int, min_side: int) -> list[Path]:
+    """The photo files a run on `source` keeps out of training (`heldout_indices` over the usable photos; the
+    sizes are read from the headers, with `_decode`'s rule), so benches can measure on photos no network saw."""
+    usable = []
+    for path in list_images(source):
+        try:
+            with Image.open(path, formats=FORMATS) as im:  # the header only, through our allow-list
+                if min(im.size) >= min_side:
+                    usable.append(path)
+        except (OSError, ValueError):
+            continue
+    return [usable[i] for i in heldout_indices(len(usable), heldout)] if usable else []
 
 
 def cache_key(paths: list[Path], prep_side: int) -> str:

@@ -18,6 +18,7 @@ from huggingface_hub.repocard import metadata_load, metadata_save
 from fastnst.formats import (
     CONFIG_FILE,
     TILE_FILE,
+    gallery_record,
     WEIGHTS_FILE,
     read_info,
     read_metadata,
@@ -62,7 +63,14 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     if order is not None:
         meta["order"] = order
     recipe = {k: v for k, v in info["recipe"].items() if k != "loss_weights"}  # a local path says nothing
-    set_gallery_record(meta, variant, {"recipe": recipe, "metrics": info.get("metrics", {}),
+    metrics = info.get("metrics", {})
+    # the runs behind a network, oldest first: a continued network (`--from styles/family`) keeps its history
+    lineage = [*gallery_record(meta, variant).get("lineage", []), {
+        "run": f"{Path(run_dir).name} (--from {recipe.get('from_network')})" if recipe.get("from_network")
+        else Path(run_dir).name,
+        "paintings": len(recipe.get("model", {}).get("styles") or [None]), "image_steps": metrics.get("images_seen"),
+        "wall_time_s": metrics.get("wall_time_s"), "style_weight": recipe.get("style_weight")}]
+    set_gallery_record(meta, variant, {"recipe": recipe, "metrics": metrics, "lineage": lineage,
                                        "trained_on": TRAINED_ON.format(images=recipe.get("images"))})
     write_metadata(folder, meta)
     list_in_space_card(meta["hub_repo"])

@@ -165,8 +165,7 @@ class Run:
         self.say(f"data: {n} photos from {r.data} ({len(cache.skipped)} skipped as unreadable or smaller than "
                  f"{min_side} px), {'reused' if cache.reused else 'built'} cache {cache.path}")
         self.n_held = min(r.heldout, n // 5)
-        held = np.unique(np.linspace(0, n - 1, max(self.n_held, 1)).round().astype(int)) if self.n_held \
-            else np.arange(min(n, 4))
+        held = D.heldout_indices(n, self.n_held) if self.n_held else np.arange(min(n, 4))
         pool = np.setdiff1d(np.arange(n), held) if self.n_held else np.arange(n)
         pixels = D.to_device(cache, self.device)
         self.sampler = D.BatchSampler(pixels, pool, batch_size=r.batch_size, crop=r.crop, seed=r.seed,
