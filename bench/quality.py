@@ -370,7 +370,8 @@ def parse_args(argv=None):
     p.add_argument("--loss-weights", default=None, help="VGG weights PATH | imagenet | random (default: the recipe's)")
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where recipe weight file names are looked up")
     p.add_argument("--paintings-dir", default=str(PAINTINGS_DIR), help="where the recipe's style_image is looked up")
-    p.add_argument("--tile", type=int, default=TILE, help="tile size for the seam check at the largest size")
+    p.add_argument("--tile", type=int, default=TILE, help="tile size for the seam check at the largest size (0: no "
+                   "seam check, for a gate of many styles)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, metavar="OUT", help="save every number here")
@@ -392,6 +393,7 @@ def run(args) -> dict:
     sheet_size = min(sizes, key=lambda s: abs(s - CELL))
     rows, errors, sheet_outputs, titles = [], [], {}, []
     reusable = earlier_gatys(args.gatys_from)
+    photo_features = {}
     for name in names:
         folder = Path(name).expanduser().is_dir()
         label = Path(name).name if folder else name
@@ -415,16 +417,27 @@ def run(args) -> dict:
             for size in sizes:
                 x = image_to_tensor(resize_long_side(image, size)).to(device).contiguous()
                 log(f"  {photo_name} @ {size} ({x.shape[-1]}×{x.shape[-2]})")
-                targets = None if texture_only else loss_fn.content_targets(x)
+                # the photo's VGG features are the same for every style of one loss network: computed once
+                # (kept for the whole run: ~0.4 GB per 1024-px photo with VGG19's five style layers)
+                key = (id(loss_fn.vgg), photo_name, size)
+                if key not in photo_features:
+                    with torch.no_grad():
+                        photo_features[key] = loss_fn.vgg(x)
+                feats = photo_features[key]
+                targets = None if texture_only else {k: feats[k] for k in loss_fn.content_layers}
                 t0 = time.perf_counter()
                 untiled = stylize_tensor(x, style, tile=0, device=device, mode="fp32")
                 y = untiled if args.mode == "fp32" else stylize_tensor(x, style, tile=0, device=device, mode=args.mode)
                 net_seconds = time.perf_counter() - t0
                 net = terms_of(loss_fn, y.clone(), targets)
-                g = gatys_once(loss_fn, x, targets, iters, reusable.get((label, photo_name, size)),
-                               optimizer=args.optimizer, lr=args.lr, param=args.param)
+                if iters == [0]:  # the texture gate alone: the photo's own terms from its cached features
+                    with torch.no_grad():
+                        g = {0: {k: float(v) for k, v in loss_fn(x, targets, features=feats).items()}}
+                else:
+                    g = gatys_once(loss_fn, x, targets, iters, reusable.get((label, photo_name, size)),
+                                   optimizer=args.optimizer, lr=args.lr, param=args.param)
                 seam = None
-                if size == sizes[-1] and style.network.__class__.__name__ != "TextureNet":
+                if size == sizes[-1] and args.tile and style.network.__class__.__name__ != "TextureNet":
                     seam = seam_error(style, x, args.tile, untiled, device)
                 if size == sheet_size:
                     sheet_outputs[photo_name, label] = tensor_to_image(y[0].cpu())

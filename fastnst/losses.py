@@ -134,12 +134,13 @@ class PerceptualLoss(nn.Module):
             return {k: v.detach() for k, v in self.vgg(content, layers=self.content_layers).items()}
 
     def forward(self, output: torch.Tensor, content: torch.Tensor | dict | None,
-                style_ids: torch.Tensor | None = None) -> dict:
+                style_ids: torch.Tensor | None = None, *, features: dict | None = None) -> dict:
         """Weighted loss terms. `content` is the content image or precomputed `content_targets(...)`;
-        None means texture synthesis (no content term). `style_ids` (B,): each image's painting in a family."""
+        None means texture synthesis (no content term). `style_ids` (B,): each image's painting in a family.
+        `features`: `self.vgg(output)` if already computed (a bench scoring one photo against many styles)."""
         if not self.target_grams:
             raise RuntimeError("call set_style(style_image) before computing the loss")
-        feats = self.vgg(output)
+        feats = self.vgg(output) if features is None else features
         if style_ids is None:
             terms = {"style": self.style_weight * style_loss(feats, self.target_grams)}
         else:

@@ -103,13 +103,22 @@ def test_texture_gate_alone_skips_the_optimisation(tmp_path, capsys):
     _picture(tmp_path / "paintings" / "painting.png", 80, 64, seed=1)
     photo = _picture(tmp_path / "photos" / "photo.png", 60, 40, seed=2)
     out_json = tmp_path / "q.json"
-    rc = _bench().main(["--styles", str(style), "--photos", str(photo), "--sizes", "48", "--iters", "0",
+    bench = _bench()
+    rc = bench.main(["--styles", str(style), "--photos", str(photo), "--sizes", "48", "--iters", "0",
                         "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device", "cpu",
                         "--threads", "1", "--json", str(out_json)])
     assert rc == 0
     assert "texture" in capsys.readouterr().out
     (row,) = json.loads(out_json.read_text())["rows"]
     assert list(row["gatys"]) == ["0"] and row["ratio"] is None and row["texture"] > 0
+    # the gate scores the photo from its VGG features computed once for all styles: the same numbers as the
+    # optimisation path, which scores the photo squeezed into [½, 254½]/255 (the module keeps its random VGG)
+    assert bench.main(["--styles", str(style), "--photos", str(photo), "--sizes", "48", "--iters", "0,1",
+                          "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device",
+                          "cpu", "--threads", "1", "--json", str(out_json)]) == 0
+    (full,) = json.loads(out_json.read_text())["rows"]
+    assert full["gatys"]["0"]["style"] == pytest.approx(row["gatys"]["0"]["style"], rel=1e-3)
+    assert full["texture"] == pytest.approx(row["texture"], rel=1e-3)
 
 
 def test_record_writes_each_gallery_styles_numbers_into_its_style_json(tmp_path, monkeypatch):
