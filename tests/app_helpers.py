@@ -38,23 +38,23 @@ def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1, ne
     return out
 
 
-def make_gallery(folder: Path) -> Path:
-    """`folder/styles/<slug>/` for each of STYLES: the rows of a tiny random family in `styles/family`, as the
-    real gallery's light networks are, so that they mix."""
+def make_gallery(folder: Path, entries: dict = STYLES) -> Path:
+    """`folder/styles/<slug>/` for each of `entries` ({slug: (title, artist, order)}, default STYLES): the rows of
+    a tiny random family in `styles/family`, as the real gallery's light networks are, so that they mix."""
     import torch
 
     from fastnst.models import TransformerNet
 
     styles = folder / "styles"
     torch.manual_seed(0)
-    family = TransformerNet(width=0.25, num_residual_blocks=1, styles=list(STYLES))
+    family = TransformerNet(width=0.25, num_residual_blocks=1, styles=list(entries))
     with torch.no_grad():  # rows far apart, so that each style and their mixes paint visibly differently
         for m in family.modules():
             if hasattr(m, "mix"):
                 m.weight.normal_(1, 0.5)
                 m.bias.normal_(0, 0.5)
     family.save_pretrained(styles / "family")
-    for k, (slug, (title, artist, order)) in enumerate(STYLES.items()):
+    for k, (slug, (title, artist, order)) in enumerate(entries.items()):
         make_style(styles / slug, k, title, artist, order, network=family.style_network(k))
     return styles
 

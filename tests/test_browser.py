@@ -243,3 +243,25 @@ def test_a_second_style_and_the_mix_slider_blend_the_painting(app, page):
     page.mouse.up()
     wait_for_new_result(page, mixed)
     assert "Test Style — Nobody + 100% Second Style — Somebody" in page.locator("#result label").first.inner_text()
+
+
+def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_tile_paints(tmp_path, browser):
+    """The real gallery has 25 styles: the tiles scroll inside a box that leaves the photo and the painting in
+    view, and the last one is as clickable as the first."""
+    entries = {f"style-{k:02d}": (f"Style {k:02d}", "Artist", k) for k in range(1, 27)}
+    with running_app(make_gallery(tmp_path, entries), tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            open_app(page, url)
+            upload(page, make_photo(tmp_path / "photo.png", PHOTO_SIZE))
+            first = wait_for_new_result(page)
+            tiles = page.locator("#styles button.thumbnail-item")
+            assert tiles.count() == 26
+            assert page.locator("#styles").bounding_box()["height"] <= 0.75 * 900
+            tiles.nth(25).scroll_into_view_if_needed()
+            tiles.nth(25).click()
+            wait_for_new_result(page, first)
+            assert "Style 26" in page.locator("#result label").first.inner_text()
+        finally:
+            page.close()

@@ -75,7 +75,7 @@ def test_the_shipped_recipes_load_and_the_gallery_one_builds_the_familys_config(
     from training.start import load_source
 
     gallery = Recipe.from_json(shipped_recipe("gallery"))
-    assert len(gallery.style) == 12 and gallery.loss_arch == "vgg19" and gallery.from_network == "styles/family"
+    assert len(gallery.style) == 26 and gallery.loss_arch == "vgg19" and gallery.from_network == "styles/family"
     resolved = replace(gallery, data="photos").resolved(torch.device("cpu"), load_source(str(ROOT / "styles/family")))
     config = resolved.model_config()
     family = json.loads((ROOT / "styles" / "family" / "config.json").read_text())
