@@ -242,7 +242,9 @@ def test_a_second_style_and_the_mix_slider_blend_the_painting(app, page):
     page.mouse.move(box["x"] + box["width"] + 20, box["y"] + box["height"] / 2, steps=5)
     page.mouse.up()
     wait_for_new_result(page, mixed)
-    assert "Test Style — Nobody + 100% Second Style — Somebody" in page.locator("#result label").first.inner_text()
+    # the drag may paint at a value on the way before its end: wait for the painting at the slider's end
+    sync_api.expect(page.locator("#result label").first).to_contain_text(
+        "Test Style — Nobody + 100% Second Style — Somebody", timeout=TIMEOUT_MS)
 
 
 def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_tile_paints(tmp_path, browser):
