@@ -61,9 +61,9 @@ from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa
 from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes  # noqa: E402
 from fastnst.losses import LOSS_LAYERS, PerceptualLoss  # noqa: E402
 from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
-from training.data import heldout_photos  # noqa: E402
+from training.data import heldout_photos, min_side  # noqa: E402
 from training.paintings import load_painting  # noqa: E402  (the trainer's loader, same resizing)
-from training.recipe import Recipe  # noqa: E402
+from training.recipe import Recipe, shipped_recipe  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 PHOTOS = REPO / "examples"  # CC0 photos no network was trained on
@@ -79,7 +79,8 @@ LR = {"lbfgs": 1.0, "adam": 0.05}  # adam's step is in z (sigmoid) space
 EPS = 0.5 / 255
 CELL, LABEL = 256, 200      # contact sheet: default cell size (--cell) and the title column, in pixels
 CONTENT = SHARED / "content"  # the photos the gallery trained on; its runs held 16 of them out
-HELDOUT, MIN_SIDE = 16, 64    # the gallery recipe's --heldout, and the trainer's skip rule at 128-px crops
+_GALLERY = Recipe.from_json(shipped_recipe("gallery"))  # its runs' held-out photos are the photo sets
+HELDOUT, MIN_SIDE = _GALLERY.heldout, min_side(_GALLERY.crop)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -191,9 +192,9 @@ def build_loss(recipe: dict, weights, painting: Path, device) -> PerceptualLoss:
 
 
 # --------------------------------------------------------------------------------------------- measuring
-def terms_of(loss_fn, image, targets) -> dict:
+def terms_of(loss_fn, image, targets, features=None) -> dict:
     with torch.no_grad():
-        return {k: float(v) for k, v in loss_fn(image, targets).items()}
+        return {k: float(v) for k, v in loss_fn(image, targets, features=features).items()}
 
 
 def gatys(loss_fn, content, targets, checkpoints, *, optimizer="lbfgs", lr=None, param="sigmoid") -> dict:
@@ -431,8 +432,7 @@ def run(args) -> dict:
                 net_seconds = time.perf_counter() - t0
                 net = terms_of(loss_fn, y.clone(), targets)
                 if iters == [0]:  # the texture gate alone: the photo's own terms from its cached features
-                    with torch.no_grad():
-                        g = {0: {k: float(v) for k, v in loss_fn(x, targets, features=feats).items()}}
+                    g = {0: terms_of(loss_fn, x, targets, features=feats)}
                 else:
                     g = gatys_once(loss_fn, x, targets, iters, reusable.get((label, photo_name, size)),
                                    optimizer=args.optimizer, lr=args.lr, param=args.param)

@@ -6,9 +6,10 @@ from huggingface_hub.repocard import metadata_load
 from fastnst.formats import gallery_record
 from fastnst.styles import STYLES_DIR, gallery
 
+from .test_bench_quality import _bench
 from .test_mix import ROOT
 
-TEXTURE_GATE = 0.35  # bench/quality.py's gate: the output's style loss over the photo's own, median over photos
+TEXTURE_GATE = _bench().TEXTURE_GATE  # the output's style loss over the photo's own, median over photos
 SIZES = ("256px", "512px", "1024px")
 pytestmark = pytest.mark.skipif(STYLES_DIR != ROOT / "styles", reason="the gallery is not the checkout's")
 

@@ -15,6 +15,7 @@ DDP rank r takes slice r of the same global batch a single process would draw (s
 """
 import hashlib
 import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ GPU_FRACTION = 0.5      # keep the cache on the GPU only if it takes at most thi
 
 class DataError(FastNSTError, ValueError):
     """The training data cannot be used (no such folder, no images, too few usable images)."""
+
+
+def min_side(crop: int) -> int:
+    """The shorter side below which a photo is skipped for `crop`-px training crops (`MIN_SIDE_FACTOR`)."""
+    return math.ceil(crop * MIN_SIDE_FACTOR)
 
 
 def default_prep_side(crop: int) -> int:

@@ -18,8 +18,8 @@ from huggingface_hub.repocard import metadata_load, metadata_save
 from fastnst.formats import (
     CONFIG_FILE,
     TILE_FILE,
-    gallery_record,
     WEIGHTS_FILE,
+    gallery_record,
     read_info,
     read_metadata,
     set_gallery_record,
@@ -68,7 +68,7 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     lineage = [*gallery_record(meta, variant).get("lineage", []), {
         "run": f"{Path(run_dir).name} (--from {recipe.get('from_network')})" if recipe.get("from_network")
         else Path(run_dir).name,
-        "paintings": len(recipe.get("model", {}).get("styles") or [None]), "image_steps": metrics.get("images_seen"),
+        "paintings": len(recipe.get("model", {}).get("styles") or []) or 1, "image_steps": metrics.get("images_seen"),
         "wall_time_s": metrics.get("wall_time_s"), "style_weight": recipe.get("style_weight")}]
     set_gallery_record(meta, variant, {"recipe": recipe, "metrics": metrics, "lineage": lineage,
                                        "trained_on": TRAINED_ON.format(images=recipe.get("images"))})

@@ -151,7 +151,7 @@ class Run:
     def _build_data(self) -> None:
         """Photos: one process per node decodes; the others wait and then open the same cache file."""
         r, env = self.recipe, self.env
-        min_side = math.ceil(r.crop * D.MIN_SIDE_FACTOR)
+        min_side = D.min_side(r.crop)
         if env.local_rank != 0:
             env.barrier()
         cache = D.build_cache(r.data, prep_side=r.prep_side, min_side=min_side, cache_dir=self.opts.cache_dir,
