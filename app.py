@@ -51,6 +51,7 @@ from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
 from fastnst.models.hub import HUB_TAG
 from fastnst.formats import readable_title
 from fastnst.imageio import load_image, quiet_decoder_warnings, resize_max_side
+from fastnst.inference import BRUSH_RANGE
 from fastnst.styles import DEFAULT_STYLE, STYLES_DIR, gallery, load_style
 from fastnst.temporal import Smoother
 from fastnst.video import GPU_LIMITS, VideoLimits, paint_frame
@@ -71,6 +72,9 @@ ON_GPU = ZERO_GPU or fastnst.pick_device().type == "cuda"
 DEFAULT_SIDE = 3840 if ON_GPU else 1024  # 4K on a GPU; ~1 MP on a CPU, well under a second
 LARGEST_SIDE = 3840 if ON_GPU else 2048  # beyond this a CPU keeps people waiting (and the queue behind them)
 SMALLEST_SIDE = 64
+# Strokes × the network's own: at the default 1024 px, 1.5 reads as brushwork and keeps faces (2 starts to lose
+# them with The Scream), chosen by eye on the CC0 photos in examples/.
+DEFAULT_BRUSH = 1.5
 CONCURRENCY = 4 if ON_GPU else 2  # paintings at once: a GPU overlaps transfers and encoding; 2 CPU threads suffice
 QUEUE_SIZE = 64  # waiting paintings; one more is told "Queue is full! Please try again." at once
 UPLOADS_KEPT = (600, 3600)  # Gradio's cache: every 10 min, delete uploads and results older than an hour
@@ -190,6 +194,11 @@ def whole_number(value, low: int, high: int, what: str, where: str = "") -> int:
     return value
 
 
+def brush_size(brush):
+    """The API's brush, DEFAULT_BRUSH when left out (fastnst checks the range and says so in one sentence)."""
+    return DEFAULT_BRUSH if brush in (None, "") else brush
+
+
 def output_side(max_side) -> int:
     if max_side in (None, ""):
         return DEFAULT_SIDE
@@ -198,9 +207,10 @@ def output_side(max_side) -> int:
 
 
 @gpu
-def paint(image, style, strength, preserve_color, max_side):
+def paint(image, style, strength, preserve_color, max_side, brush=1.0):
     try:
-        painted = fastnst.stylize(image, style, strength=strength, preserve_color=preserve_color, max_side=max_side)
+        painted = fastnst.stylize(image, style, strength=strength, preserve_color=preserve_color, max_side=max_side,
+                                  brush=brush)
     finally:
         trim_freed_memory(MEMORY_CEILING)  # a large photo's decode is not kept resident for good
     # Gradio saves a returned picture under a hash of its bytes, rewriting the file in place: two visitors who get
@@ -210,7 +220,7 @@ def paint(image, style, strength, preserve_color, max_side):
     return painted
 
 
-def stylize(image, style, strength=1.0, preserve_color=False, max_side=DEFAULT_SIDE):
+def stylize(image, style, strength=1.0, preserve_color=False, max_side=DEFAULT_SIDE, brush=DEFAULT_BRUSH):
     """Paint a photo in a style. Returns the painted image (PNG, longer side at most `max_side`, aspect kept).
 
     Args:
@@ -220,12 +230,14 @@ def stylize(image, style, strength=1.0, preserve_color=False, max_side=DEFAULT_S
         strength: 0 (the photo) to 1 (fully painted).
         preserve_color: keep the photo's colours and take only light and texture from the painting.
         max_side: longest side of the result in pixels (the photo is never enlarged).
+        brush: stroke size, 1 = the network's own strokes, 0.5 finer, up to 4 broader.
     """
     if not style:
         raise gr.Error("Pick a style first: click a painting in the gallery, or load one from the Hub.",
                        print_exception=False)
     try:
-        return paint(photo_source(image), style, strength, bool(preserve_color), output_side(max_side))
+        return paint(photo_source(image), style, strength, bool(preserve_color), output_side(max_side),
+                     brush_size(brush))
     except FastNSTError as err:
         raise error(err) from err
 
@@ -238,11 +250,11 @@ def mixed(style, other, share) -> str:
     return other if share >= 1 else f"{style}={1 - share:.3g},{other}={share:.3g}"
 
 
-def restylize(image, style, strength, preserve_color, max_side, names, other="", share=0.0):
+def restylize(image, style, strength, preserve_color, max_side, names, other="", share=0.0, brush=DEFAULT_BRUSH):
     """Paint again after the photo, the style or a control changed; quietly nothing while there is no photo."""
     if image is None:
         return gr.Image(None, label="Painted")
-    painted = stylize(image, mixed(style, other, share), strength, preserve_color, max_side)
+    painted = stylize(image, mixed(style, other, share), strength, preserve_color, max_side, brush)
     label = names.get(style, style)
     if mixed(style, other, share) != style:
         label = f"{label} + {float(share):.0%} {names.get(other, other)}"
@@ -428,6 +440,7 @@ def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None 
 class LiveSession:
     """One visitor's stream: its own Smoother (so two visitors never share a previous frame) and frame times."""
     style: str
+    brush: float = 1.0
     smoother: Smoother = field(default_factory=Smoother)
     times: deque = field(default_factory=lambda: deque(maxlen=20))
 
@@ -436,23 +449,23 @@ class LiveSession:
 
 
 @gpu
-def paint_live_frame(rgb, style, smoother):
+def paint_live_frame(rgb, style, smoother, brush=1.0):
     network = load_style(style)
-    return smoother(rgb, lambda x: paint_frame(x, network))
+    return smoother(rgb, lambda x: paint_frame(x, network, brush=brush))
 
 
-def paint_live(frame, style, session, other="", share=0.0):
+def paint_live(frame, style, session, other="", share=0.0, brush=DEFAULT_BRUSH):
     """Paint one webcam frame in the selected style (or mix), steadied by this visitor's previous frames."""
     if frame is None:
         return gr.skip(), session, gr.skip()
     if not style:
         raise gr.Error("Pick a style first: click a painting in the gallery.", print_exception=False)
-    style = mixed(style, other, share)
-    if not isinstance(session, LiveSession) or session.style != style:
-        session = LiveSession(style)  # a new style starts afresh: its strokes are not the last style's
+    style, brush = mixed(style, other, share), brush_size(brush)
+    if not isinstance(session, LiveSession) or (session.style, session.brush) != (style, brush):
+        session = LiveSession(style, brush)  # a new style starts afresh: its strokes are not the last style's
     try:
         photo = resize_max_side(load_image(photo_source(frame)), LIVE_SIDE)
-        painted = paint_live_frame(np.asarray(photo), style, session.smoother)
+        painted = paint_live_frame(np.asarray(photo), style, session.smoother, brush)
     except FastNSTError as err:
         raise error(err) from err
     session.times.append(time.monotonic())
@@ -476,7 +489,7 @@ def sweep_videos(max_age_s: float = UPLOADS_KEPT[1]):
     fit.sweep(VIDEOS_DIR, max_age_s=max_age_s, max_bytes=float("inf"))
 
 
-def paint_video(video, style, strength=1.0, preserve_color=False, progress=gr.Progress()):
+def paint_video(video, style, strength=1.0, preserve_color=False, brush=DEFAULT_BRUSH, progress=gr.Progress()):
     """Paint a video in a style: mp4, mov, mkv or webm in; H.264 mp4 out with its sound, timing and rotation.
 
     Args:
@@ -484,9 +497,11 @@ def paint_video(video, style, strength=1.0, preserve_color=False, progress=gr.Pr
         style: a gallery slug (e.g. "starry-night"), a Hub repo id, or a mix ("starry-night=0.6,the-scream=0.4").
         strength: 0 (the video) to 1 (fully painted).
         preserve_color: keep the video's colours.
+        brush: stroke size, 1 = the network's own strokes, 0.5 finer, up to 4 broader.
     """
     if not style:
         raise gr.Error("Pick a style first: click a painting in the gallery.", print_exception=False)
+    brush = brush_size(brush)
     src = video_source(video)
     if src is None:
         raise gr.Error("Upload a video first (mp4, mov, mkv or webm).", print_exception=False)
@@ -499,6 +514,7 @@ def paint_video(video, style, strength=1.0, preserve_color=False, progress=gr.Pr
     def work():  # in a thread, so that this generator can report progress and notice a cancel between frames
         try:
             result = fastnst.stylize_video(src, style, dst, strength=strength, preserve_color=bool(preserve_color),
+                                           brush=brush,
                                            max_side=VIDEO_SIDE, limits=GPU_LIMITS if ON_GPU else VideoLimits(),
                                            progress=lambda *p: updates.put(("progress", p)), cancelled=stop.is_set)
             updates.put(("done", result))
@@ -567,6 +583,8 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                                          info="0 = your photo, 1 = fully painted")
                     size = gr.Slider(SMALLEST_SIDE, LARGEST_SIDE, value=DEFAULT_SIDE, step=64, label="Output size",
                                      info="longest side in pixels (never enlarged)")
+                    brush = gr.Slider(*BRUSH_RANGE, value=DEFAULT_BRUSH, step=0.25, label="Brush size",
+                                      info="1 = the network's own strokes; larger = broader", elem_id="brush")
                 with gr.Row(equal_height=True):
                     mix_with = gr.Dropdown([("No second style", "")] + [(c, s) for s, c in captions.items()],
                                            value="", label="Mix with", info="a second gallery style",
@@ -647,13 +665,14 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                         cache_mode="lazy", visible_columns=[0], label="Example photos (public domain / CC0)",
                         preprocess=False)
 
-        painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names, mix_with, mix],
+        painting = dict(fn=restylize, inputs=[photo, style, strength, preserve, size, names, mix_with, mix, brush],
                         outputs=result, preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY,
                         trigger_mode="always_last", api_visibility="private")
-        api_paint.click(stylize, [photo, style, strength, preserve, size], result, api_name="stylize",
+        api_paint.click(stylize, [photo, style, strength, preserve, size, brush], result, api_name="stylize",
                         preprocess=False, concurrency_id="paint", concurrency_limit=CONCURRENCY)
         # .input, not .change: an example sets the photo too, and its painting comes from the cache instead.
-        gr.on([go.click, photo.input, strength.release, preserve.input, size.release, mix_with.input, mix.release],
+        gr.on([go.click, photo.input, strength.release, preserve.input, size.release, mix_with.input, mix.release,
+               brush.release],
               **painting)
         style.change(show_style, [style, names], [styles, result], api_visibility="private", queue=False)
         styles.select(pick_style, names, style, api_visibility="private").then(**painting)
@@ -675,10 +694,10 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                       concurrency_id="hub", concurrency_limit=2)
 
         live = gr.State(None)  # this visitor's LiveSession
-        camera.stream(paint_live, [camera, style, live, mix_with, mix], [live_out, live, live_rate], preprocess=False,
+        camera.stream(paint_live, [camera, style, live, mix_with, mix, brush], [live_out, live, live_rate], preprocess=False,
                       stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
                       concurrency_limit=LIVE_CONCURRENCY, show_progress="hidden", api_visibility="private")
-        painting_video = video_go.click(paint_video, [video_in, style, strength, preserve], [video_out, video_status],
+        painting_video = video_go.click(paint_video, [video_in, style, strength, preserve, brush], [video_out, video_status],
                                         api_name="stylize_video", preprocess=False, concurrency_id="video",
                                         concurrency_limit=1)
         video_cancel.click(lambda: "Cancelled: nothing was kept.", None, video_status, cancels=[painting_video],

@@ -34,7 +34,7 @@ def _stylize(args) -> None:
         raise InvalidOptionError(f"Output must end in .jpg, .png or .webp, not {out.name!r}.")
     style = load_style(args.style, device=args.device, variant=args.variant)
     result = stylize(args.image, style, strength=args.strength, preserve_color=args.preserve_color,
-                     max_side=args.max_side, tile=args.tile, device=args.device)
+                     brush=args.brush, max_side=args.max_side, tile=args.tile, device=args.device)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial{out.suffix}")  # never leave a half-written output behind
     result.save(tmp, quality=95)
@@ -61,6 +61,7 @@ def _stylize_video(args) -> None:
             print(f"\r{done}/{total} frames, about {left:.0f} s left ", end="", file=sys.stderr, flush=True)
 
     result = stylize_video(args.video, style, out, strength=args.strength, preserve_color=args.preserve_color,
+                           brush=args.brush,
                            max_side=args.max_side or None, device=args.device, limits=limits, progress=progress,
                            **({} if args.smooth is None else {"smooth": args.smooth}))
     if sys.stderr.isatty():
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", required=True, help=output)
         p.add_argument("--strength", type=float, default=1.0, help=f"0 = the {what}, 1 = fully stylised")
         p.add_argument("--preserve-color", action="store_true", help=f"keep the {what}'s colours")
+        p.add_argument("--brush", type=float, default=1.0, help="stroke size: 1 = the network's own strokes, "
+                       "0.5 finer, up to 4 broader")
         p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
         p.add_argument("--variant", default="auto", choices=CHOICES,
                        help="network size for gallery styles (auto: light on CPU, full on GPU)")

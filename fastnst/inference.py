@@ -40,6 +40,7 @@ MODES = ("fp32", "bf16", "compile")
 # A network can tell where the picture ends (the padding) and may learn to paint a band of its own along the edge.
 # So the photo is painted inside a mirrored frame of BORDER px, cut off afterwards.
 BORDER = 32
+BRUSH_RANGE = (0.5, 4.0)  # brush sizes offered: the network's own strokes × 0.5 … × 4
 
 
 def frame_width(h: int, w: int) -> int:
@@ -210,25 +211,61 @@ def preserve_colors(stylized: torch.Tensor, original: torch.Tensor) -> torch.Ten
     return rgb.clamp(0, 1)
 
 
-def _check_options(strength, tile, max_side):
+def _check_options(strength, tile, max_side, brush=1.0):
     if not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
         raise InvalidOptionError(f"strength must be a number between 0 and 1, not {strength!r}.")
+    low, high = BRUSH_RANGE
+    if isinstance(brush, bool) or not isinstance(brush, (int, float)) or not low <= brush <= high:
+        raise InvalidOptionError(f"brush must be a number from {low:g} (finer strokes) to {high:g} (broader), "
+                                 f"not {brush!r}.")
     if tile is not None and (not isinstance(tile, int) or tile < 0):
         raise InvalidOptionError(f"tile must be a whole number of pixels (0 = never tile), not {tile!r}.")
     if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
         raise InvalidOptionError(f"max_side must be a positive whole number of pixels, not {max_side!r}.")
 
 
+# --- brush size -------------------------------------------------------------------------------------------------
+
+def resample(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] to h×w: area averaging down (no aliasing), bicubic up."""
+    if (h, w) == tuple(x.shape[-2:]):
+        return x
+    if h <= x.shape[-2] and w <= x.shape[-1]:
+        return F.interpolate(x, size=(h, w), mode="area")
+    return F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def brushed(paint, x: torch.Tensor, brush: float) -> torch.Tensor:
+    """`paint(x)` with strokes `brush` times the network's own size in pixels (a network's strokes are a fixed
+    number of pixels, so painting a smaller copy makes them relatively larger).
+
+    brush < 1: paint a copy enlarged by 1/brush and shrink it back.
+    brush > 1: two passes. A copy shrunk by 1/brush is painted for the layout of broad strokes; enlarged, that
+    alone reads as blur, so the photo's finer detail is put back on it and the result is painted again at full
+    size, which gives the broad strokes crisp paint texture (measured and compared by eye in bench/brush.py).
+    """
+    if brush == 1:
+        return paint(x)
+    h, w = x.shape[-2:]
+    if brush < 1:
+        return resample(paint(resample(x, round(h / brush), round(w / brush))), h, w)
+    small = resample(x, max(1, round(h / brush)), max(1, round(w / brush)))
+    broad = resample(paint(small), h, w)
+    detail = x - resample(small, h, w)
+    return paint((broad + detail).clamp(0, 1))
+
+
 # --- public API -------------------------------------------------------------------------------------------------
 
 @torch.inference_mode()
 def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserve_color: bool = False,
-                   tile: int | None = None, device=None, mode: str | None = None) -> torch.Tensor:
+                   brush: float = 1.0, tile: int | None = None, device=None, mode: str | None = None) -> torch.Tensor:
     """Stylise a (B, 3, H, W) float batch in [0, 1] (e.g. video frames); returns the same shape on `device`.
 
-    `tile`: None tiles automatically above AUTO_TILE_PIXELS, 0 never tiles, N uses N-pixel tiles.
+    `brush`: stroke size, × the network's own (BRUSH_RANGE; see `brushed`). `tile`: None tiles automatically
+    above AUTO_TILE_PIXELS, 0 never tiles, N uses N-pixel tiles.
     """
-    _check_options(strength, tile, None)
+    _check_options(strength, tile, None, brush)
     device = pick_device(device)
     style = style if isinstance(style, Style) else load_style(style, device=device)
     network = style.network.to(device)
@@ -238,16 +275,22 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     x = batch.to(device=device, dtype=torch.float32)
     if x.ndim != 4 or x.shape[1] != 3:
         raise InvalidOptionError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}.")
-    h, w = x.shape[-2:]
-    border = frame_width(h, w)
-    framed = F.pad(x, (border,) * 4, mode="reflect") if border > 0 else x
-    if tile is None and framed[0, 0].numel() > AUTO_TILE_PIXELS[device.type]:
-        tile = DEFAULT_TILE[device.type]
-    if tile and network.tileable and max(framed.shape[-2:]) > tile:
-        y = tiled_forward(network, framed, tile)
-    else:
-        y = forward(network, framed, mode or default_mode(device))
-    y = y[..., border:border + h, border:border + w]
+    mode = mode or default_mode(device)
+
+    def paint(x):
+        h, w = x.shape[-2:]
+        border = frame_width(h, w)
+        framed = F.pad(x, (border,) * 4, mode="reflect") if border > 0 else x
+        size = tile
+        if size is None and framed[0, 0].numel() > AUTO_TILE_PIXELS[device.type]:
+            size = DEFAULT_TILE[device.type]
+        if size and network.tileable and max(framed.shape[-2:]) > size:
+            y = tiled_forward(network, framed, size)
+        else:
+            y = forward(network, framed, mode)
+        return y[..., border:border + h, border:border + w]
+
+    y = brushed(paint, x, brush)
     if preserve_color:
         y = preserve_colors(y, x)
     if strength < 1.0:
@@ -255,21 +298,21 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     return y.clamp(0, 1)
 
 
-def stylize(image, style, *, strength: float = 1.0, preserve_color: bool = False, max_side: int | None = None,
-            tile: int | None = None, device=None, max_pixels: int | None = None):
+def stylize(image, style, *, strength: float = 1.0, preserve_color: bool = False, brush: float = 1.0,
+            max_side: int | None = None, tile: int | None = None, device=None, max_pixels: int | None = None):
     """Stylise a photo. `image`: path, bytes, file, PIL image or array; `style`: name, Hub id, folder or Style.
 
     The photo is read with EXIF orientation applied and transparency on white, downscaled so its longer side is
     at most `max_side` (None keeps it), and returned as an RGB PIL image of that size.
     Errors are fastnst.errors.FastNSTError subclasses with one human sentence.
     """
-    _check_options(strength, tile, max_side)
+    _check_options(strength, tile, max_side, brush)
     device = pick_device(device)
     style = style if isinstance(style, Style) else load_style(style, device=device)
     photo = resize_max_side(load_image(image, max_pixels=max_pixels), max_side)
     try:
         out = stylize_tensor(image_to_tensor(photo), style, strength=strength, preserve_color=preserve_color,
-                             tile=tile, device=device)
+                             brush=brush, tile=tile, device=device)
     except torch.OutOfMemoryError as err:
         raise FastNSTError(f"Out of memory stylising a {photo.width}×{photo.height} image; try a smaller max side "
                            f"or a smaller tile size.") from err

@@ -85,8 +85,8 @@ def sniff(path: Path) -> str:
     raise InvalidVideoError(f"This file is not a video fastnst reads; send {SUPPORTED}.")
 
 
-def _check_options(strength, max_side, smooth):
-    check_stills_options(strength, None, None)  # strength as for a photo
+def _check_options(strength, max_side, smooth, brush):
+    check_stills_options(strength, None, None, brush)  # strength and brush as for a photo
     if max_side is not None and (not isinstance(max_side, int) or max_side < 16):
         raise InvalidOptionError(f"max_side must be a whole number of pixels, at least 16, not {max_side!r}.")
     if not isinstance(smooth, (int, float)) or not 0.0 <= smooth < 1.0:
@@ -101,10 +101,10 @@ def _output_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
 
 
 def paint_frame(frame: np.ndarray, style: Style, *, strength: float = 1.0, preserve_color: bool = False,
-                device=None) -> np.ndarray:
+                brush: float = 1.0, device=None) -> np.ndarray:
     """One uint8 H×W×3 RGB frame painted, same size and type."""
     x = torch.from_numpy(np.require(frame, np.uint8, ["C", "W"])).permute(2, 0, 1)[None].float().div_(255)
-    y = stylize_tensor(x, style, strength=strength, preserve_color=preserve_color, device=device)
+    y = stylize_tensor(x, style, strength=strength, preserve_color=preserve_color, brush=brush, device=device)
     return y[0].mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
@@ -162,19 +162,19 @@ def probe(src, limits: VideoLimits = VideoLimits()) -> dict:
                 "decodable": first is not None}
 
 
-def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: bool = False,
+def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: bool = False, brush: float = 1.0,
                   max_side: int | None = 640, smooth: float = STEADY, device=None,
                   limits: VideoLimits = VideoLimits(), progress=None, cancelled=None) -> VideoResult:
     """Paint the video at `src` in `style` and write H.264 mp4 to `dst` (audio kept); returns a VideoResult.
 
-    `max_side`: the painted frames' longer side (None: the video's own); `smooth`: fastnst.temporal's `steady`
+    `brush`: stroke size as for a photo (fastnst.inference.brushed); `max_side`: the painted frames' longer side (None: the video's own); `smooth`: fastnst.temporal's `steady`
     (0 paints every frame as it is, flickering); `progress(done, total, elapsed_s)` is called after each frame
     (`total` is an estimate, 0 when the file does not say); `cancelled()` is asked before each frame and True
     stops the painting (Cancelled is raised). Errors are FastNSTError subclasses with one sentence; on any error
     nothing is left at `dst` or beside it.
     """
     import av
-    _check_options(strength, max_side, smooth)
+    _check_options(strength, max_side, smooth, brush)
     src, dst = Path(src), Path(dst)
     device = pick_device(device)
     style = style if isinstance(style, Style) else load_style(style, device=device)
@@ -192,7 +192,8 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
     smoother = Smoother(steady=smooth)
 
     def paint(rgb):
-        return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, device=device)
+        return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, brush=brush,
+                           device=device)
 
     try:
         with _open(src) as container, av.open(str(part), "w", format="mp4") as out:

@@ -44,8 +44,9 @@ def app(tmp_path_factory):
         yield SimpleNamespace(url=url, tmp=tmp, styles=styles, photo=photo, client=client)
 
 
-def paint(app, photo=None, style="test-style", strength=1.0, preserve_color=False, max_side=150):
-    out = app.client.predict(handle_file(str(photo or app.photo)), style, strength, preserve_color, max_side,
+def paint(app, photo=None, style="test-style", strength=1.0, preserve_color=False, max_side=150, brush=None):
+    more = () if brush is None else (brush,)  # left out: the API's default brush
+    out = app.client.predict(handle_file(str(photo or app.photo)), style, strength, preserve_color, max_side, *more,
                              api_name="/stylize")
     with Image.open(out) as img:
         return img.convert("RGB")
@@ -65,10 +66,10 @@ def test_only_the_four_named_endpoints_are_public(app):
     assert list(api["named_endpoints"]) == ["/stylize", "/fit_style", "/publish_style", "/stylize_video"]
     assert not api["unnamed_endpoints"]
     params = lambda name: [p["parameter_name"] for p in api["named_endpoints"][name]["parameters"]]  # noqa: E731
-    assert params("/stylize") == ["image", "style", "strength", "preserve_color", "max_side"]
+    assert params("/stylize") == ["image", "style", "strength", "preserve_color", "max_side", "brush"]
     assert params("/fit_style") == ["painting", "photo", "title", "image_steps", "repo_name", "token"]
     assert params("/publish_style") == ["style", "repo_name", "token"]
-    assert params("/stylize_video") == ["video", "style", "strength", "preserve_color"]
+    assert params("/stylize_video") == ["video", "style", "strength", "preserve_color", "brush"]
 
 
 def test_a_video_through_the_api_comes_back_painted_and_a_picture_is_refused(app):
@@ -138,6 +139,9 @@ def test_small_photo_is_not_enlarged_and_controls_reach_the_library(app):
     assert np.abs(np.asarray(recoloured, dtype=np.int16) - np.asarray(full, dtype=np.int16)).mean() > 1
     other = paint(app, style="second-style", max_side=1024)
     assert np.abs(np.asarray(other, dtype=np.int16) - np.asarray(full, dtype=np.int16)).mean() > 1
+    own, broad = paint(app, brush=1, max_side=1024), paint(app, brush=3, max_side=1024)
+    assert broad.size == PHOTO_SIZE
+    assert np.abs(np.asarray(broad, dtype=np.int16) - np.asarray(own, dtype=np.int16)).mean() > 1
 
 
 def test_non_image_upload_gives_the_library_sentence(app):
@@ -180,6 +184,8 @@ def test_out_of_range_options_are_refused_clearly(app):
         paint(app, max_side=100_000)
     with pytest.raises(Exception, match="strength must be a number between 0 and 1"):
         paint(app, strength=3.0)
+    with pytest.raises(Exception, match=r"brush must be a number from 0\.5 \(finer strokes\) to 4"):
+        paint(app, brush=9)
 
 
 def test_twenty_concurrent_requests_all_succeed(app):

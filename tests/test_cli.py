@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
 def test_stylize_writes_the_output(setup):
     tmp, styles_dir, photo = setup
     r = fastnst("stylize", photo, "--style", "tiny-style", "-o", tmp / "out" / "x.jpg", "--max-side", 40,
-                "--strength", 0.7, "--preserve-color", styles_dir=styles_dir, cwd=tmp)
+                "--strength", 0.7, "--preserve-color", "--brush", 2.5, styles_dir=styles_dir, cwd=tmp)
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp / "out" / "x.jpg").size == (40, 29)
     listed = fastnst("styles", styles_dir=styles_dir, cwd=tmp)
@@ -45,6 +45,7 @@ def test_stylize_writes_the_output(setup):
     (["stylize", "photo.png", "--style", "no-such-style", "-o", "o.jpg"], "Unknown style"),
     (["stylize", "photo.png", "--style", "tiny-style", "-o", "o.gif"], "Output must end"),
     (["stylize", "photo.png", "--style", "tiny-style", "-o", "o.jpg", "--strength", "2"], "strength"),
+    (["stylize", "photo.png", "--style", "tiny-style", "-o", "o.jpg", "--brush", "8"], "brush must be a number"),
 ])
 def test_errors_are_one_line_without_traceback(setup, args, message):
     tmp, styles_dir, photo = setup

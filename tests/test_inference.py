@@ -101,6 +101,33 @@ def test_strength_blends_and_preserve_color_keeps_chroma(gallery_dir):
     assert torch.allclose(a[0, inside], s[0, inside], atol=1e-4)  # luminance of the stylised image
 
 
+def _sharpness(y: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels: what blurring takes away."""
+    return float((y[..., 1:, :] - y[..., :-1, :]).abs().mean() + (y[..., :, 1:] - y[..., :, :-1]).abs().mean())
+
+
+@pytest.mark.parametrize("name", ["starry-night", "the-scream"])
+def test_brush_lays_out_broader_strokes_without_blurring_them(name):
+    """Brush b paints the layout a shipped network gives the photo b times smaller (its strokes b times larger), and
+    keeps the crispness of brush 1, which plainly enlarging that small painting loses."""
+    style = load_style(name, device="cpu")
+    x = inference.resample(image_to_tensor(load_image(ROOT / "examples" / "cat.jpg")), 192, 256)
+    own = stylize_tensor(x, style, tile=0)
+    assert torch.equal(stylize_tensor(x, style, brush=1, tile=0), own)
+    for b in (2, 4):
+        h, w = 192 // b, 256 // b
+        layout = stylize_tensor(inference.resample(x, h, w), style, tile=0)  # the broad strokes, at their scale
+        broad = stylize_tensor(x, style, brush=b, tile=0)
+        assert broad.shape == x.shape
+        down = lambda y: inference.resample(y, h, w)  # noqa: E731
+        assert (down(broad) - layout).abs().mean() < 0.8 * (down(own) - layout).abs().mean()  # measured 0.55-0.75
+        assert _sharpness(broad) > 0.9 * _sharpness(own)  # measured 0.98-1.01
+        assert _sharpness(broad) > 1.5 * _sharpness(inference.resample(layout, 192, 256))  # measured 1.9-3.5
+    fine = stylize_tensor(x, style, brush=0.5, tile=0)  # painted at twice the size, then shrunk
+    big = stylize_tensor(inference.resample(x, 384, 512), style, tile=0)
+    assert torch.allclose(fine, inference.resample(big, 192, 256), atol=1e-5)
+
+
 def test_preserve_colors_of_identical_images_is_identity():
     x = smooth_photo(16, 16)
     assert torch.allclose(preserve_colors(x, x), x, atol=1e-5)
@@ -125,7 +152,8 @@ def test_stylize_hostile_bytes(gallery_dir, bad, error):
 
 
 @pytest.mark.parametrize("kwargs", [dict(strength=1.5), dict(strength="x"), dict(max_side=0), dict(tile=-1),
-                                    dict(device="tpu")])
+                                    dict(device="tpu"), dict(brush=0.4), dict(brush=4.5), dict(brush="2"),
+                                    dict(brush=True)])
 def test_bad_options_are_clear_errors(gallery_dir, kwargs):
     with pytest.raises(InvalidOptionError):
         stylize(Image.new("RGB", (8, 8)), "test-style", **kwargs)

@@ -45,6 +45,13 @@ def test_an_mp4_comes_back_painted_with_its_frames_rate_and_sound(tmp_path, styl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]  # nothing half-written left
 
 
+def test_brush_reaches_the_frames(tmp_path, style):
+    src = make_clip(tmp_path / "clip.mp4", frames=3, audio=False)
+    first = {b: streams(stylize_video(src, style, tmp_path / f"{b}.mp4", max_side=64, brush=b, smooth=0.0,
+                                      device="cpu").path)["first"].astype(int) for b in (1, 3)}
+    assert np.abs(first[1] - first[3]).mean() > 5
+
+
 def test_webm_with_opus_and_uneven_timestamps_keeps_its_timing(tmp_path, style):
     times = [0, 100, 150, 400, 450, 500, 900, 1000]  # ms: a variable frame rate
     src = make_clip(tmp_path / "clip.webm", frames=len(times), fmt="webm", codec="libvpx-vp9",
@@ -104,7 +111,7 @@ def test_limits_and_options_are_sentences(tmp_path, style):
         probe(src, VideoLimits(max_input_side=32))
     with pytest.raises(VideoTooLargeError, match="million pixels"):
         stylize_video(src, style, tmp_path / "out.mp4", device="cpu", limits=VideoLimits(max_pixels=1000))
-    for bad in ({"strength": 2}, {"max_side": 4}, {"smooth": 1.0}):
+    for bad in ({"strength": 2}, {"max_side": 4}, {"smooth": 1.0}, {"brush": 0.25}):
         with pytest.raises(InvalidOptionError):
             stylize_video(src, style, tmp_path / "out.mp4", device="cpu", **bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
@@ -141,7 +148,7 @@ def test_smoother_steadies_a_still_scene_and_never_ghosts_across_a_cut():
 def test_cli_paints_a_video_and_refuses_a_picture(tmp_path):
     src = make_clip(tmp_path / "clip.mp4", frames=4)
     run = subprocess.run([sys.executable, "-m", "fastnst.cli", "stylize-video", str(src), "--style", STYLE,
-                          "-o", str(tmp_path / "out.mp4"), "--max-side", "32", "--device", "cpu"],
+                          "-o", str(tmp_path / "out.mp4"), "--max-side", "32", "--device", "cpu", "--brush", "2"],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert "4 frames of 32×24 at 10 fps, with its sound" in run.stdout
