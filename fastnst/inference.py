@@ -240,19 +240,25 @@ def brushed(paint, x: torch.Tensor, brush: float) -> torch.Tensor:
     number of pixels, so painting a smaller copy makes them relatively larger).
 
     brush < 1: paint a copy enlarged by 1/brush and shrink it back.
-    brush > 1: two passes. A copy shrunk by 1/brush is painted for the layout of broad strokes; enlarged, that
-    alone reads as blur, so the photo's finer detail is put back on it and the result is painted again at full
-    size, which gives the broad strokes crisp paint texture (measured and compared by eye in bench/brush.py).
+    brush > 1: paint at a working size 1/√brush of the picture and enlarge the painting by √brush. At the working
+    size, a copy shrunk by a further 1/√brush is painted first for the layout of broad strokes, enlarged, given the
+    photo's finer detail back, and painted again, so each stroke carries paint texture. Why √: painting the last
+    pass at full size keeps the network's own stroke size (its Grams match the painting at the same size as at
+    brush 1), and enlarging a painting by the whole brush is blur; in between, strokes grow steadily and are
+    softened by only √brush (bench/brush.py measures it).
     """
     if brush == 1:
         return paint(x)
     h, w = x.shape[-2:]
     if brush < 1:
         return resample(paint(resample(x, round(h / brush), round(w / brush))), h, w)
-    small = resample(x, max(1, round(h / brush)), max(1, round(w / brush)))
-    broad = resample(paint(small), h, w)
-    detail = x - resample(small, h, w)
-    return paint((broad + detail).clamp(0, 1))
+    step = brush ** 0.5
+    work = resample(x, max(1, round(h / step)), max(1, round(w / step)))
+    small = resample(work, max(1, round(h / brush)), max(1, round(w / brush)))
+    size = work.shape[-2:]
+    broad = resample(paint(small), *size)
+    detail = work - resample(small, *size)
+    return resample(paint((broad + detail).clamp(0, 1)), h, w)
 
 
 # --- public API -------------------------------------------------------------------------------------------------

@@ -247,6 +247,19 @@ def test_a_second_style_and_the_mix_slider_blend_the_painting(app, page):
         "Test Style — Nobody + 100% Second Style — Somebody", timeout=TIMEOUT_MS)
 
 
+def test_the_brush_slider_repaints_with_broader_strokes(app, page):
+    open_app(page, app.url)
+    upload(page, app.photo)
+    first = wait_for_new_result(page)
+    box = page.locator("#brush input[type=range]").bounding_box()  # drag to the broadest brush, as a visitor does
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 20, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    sync_api.expect(page.locator("#brush input[type=number]")).to_have_value("4", timeout=TIMEOUT_MS)
+    assert wait_for_new_result(page, first) != first
+
+
 def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_tile_paints(tmp_path, browser):
     """The real gallery has 25 styles: the tiles scroll inside a box that leaves the photo and the painting in
     view, and the last one is as clickable as the first."""
