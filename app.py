@@ -694,11 +694,11 @@ def build_demo(tiles=(), captions=None, community=()) -> gr.Blocks:
                       concurrency_id="hub", concurrency_limit=2)
 
         live = gr.State(None)  # this visitor's LiveSession
-        camera.stream(paint_live, [camera, style, live, mix_with, mix, brush], [live_out, live, live_rate], preprocess=False,
-                      stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
+        camera.stream(paint_live, [camera, style, live, mix_with, mix, brush], [live_out, live, live_rate],
+                      preprocess=False, stream_every=LIVE_EVERY, time_limit=LIVE_SECONDS, concurrency_id="live",
                       concurrency_limit=LIVE_CONCURRENCY, show_progress="hidden", api_visibility="private")
-        painting_video = video_go.click(paint_video, [video_in, style, strength, preserve, brush], [video_out, video_status],
-                                        api_name="stylize_video", preprocess=False, concurrency_id="video",
+        painting_video = video_go.click(paint_video, [video_in, style, strength, preserve, brush],
+                                        [video_out, video_status], api_name="stylize_video", preprocess=False, concurrency_id="video",
                                         concurrency_limit=1)
         video_cancel.click(lambda: "Cancelled: nothing was kept.", None, video_status, cancels=[painting_video],
                            api_visibility="private", queue=False)

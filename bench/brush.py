@@ -44,7 +44,6 @@ from quality import (  # noqa: E402
     PHOTOS,
     TEXTURE_GATE,
     WEIGHTS_DIR,
-    _ints,
     build_loss,
     find_painting,
     find_recipe,

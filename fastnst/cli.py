@@ -1,6 +1,6 @@
 """`fastnst` command line: stylize a photo, list styles, export a style to ONNX.
 
-    fastnst stylize photo.jpg --style starry-night -o out.jpg [--strength 0.8 --brush 2 --preserve-color --max-side 1024]
+    fastnst stylize photo.jpg --style starry-night -o out.jpg [--strength 0.8 --brush 2 --max-side 1024]
     fastnst stylize-video clip.mp4 --style starry-night -o painted.mp4 [--max-side 640 --smooth 0.9]
     fastnst styles
     fastnst export-onnx --style starry-night -o starry.onnx

@@ -167,10 +167,10 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
                   limits: VideoLimits = VideoLimits(), progress=None, cancelled=None) -> VideoResult:
     """Paint the video at `src` in `style` and write H.264 mp4 to `dst` (audio kept); returns a VideoResult.
 
-    `brush`: stroke size as for a photo (fastnst.inference.brushed); `max_side`: the painted frames' longer side (None: the video's own); `smooth`: fastnst.temporal's `steady`
-    (0 paints every frame as it is, flickering); `progress(done, total, elapsed_s)` is called after each frame
-    (`total` is an estimate, 0 when the file does not say); `cancelled()` is asked before each frame and True
-    stops the painting (Cancelled is raised). Errors are FastNSTError subclasses with one sentence; on any error
+    `brush`: stroke size as for a photo (fastnst.inference.brushed); `max_side`: the painted frames' longer side
+    (None: the video's own); `smooth`: fastnst.temporal's `steady` (0 paints every frame as it is, flickering);
+    `progress(done, total, elapsed_s)` is called after each frame (`total` is an estimate, 0 when the file does not
+    say); `cancelled()` is asked before each frame and True stops the painting (Cancelled is raised). Errors are FastNSTError subclasses with one sentence; on any error
     nothing is left at `dst` or beside it.
     """
     import av
