@@ -47,7 +47,7 @@ def series(client, n: int, style: str, max_side: int) -> list[float]:
     seconds = []
     for _ in range(n):
         t0 = time.perf_counter()
-        client.predict(handle_file(str(PHOTO)), style, 1.0, False, max_side, api_name="/stylize")
+        client.predict(handle_file(str(PHOTO)), style, 1.0, False, max_side, 1.0, api_name="/stylize")  # brush 1
         seconds.append(time.perf_counter() - t0)
     return seconds
 
