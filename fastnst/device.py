@@ -1,7 +1,9 @@
 """Which device to run on, and how the CPU is asked to run fast: the one place that decides."""
 import ctypes
+import functools
 import os
 import sys
+import time
 
 import torch
 
@@ -27,13 +29,39 @@ def cpu_has_bf16() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+@functools.cache
+def cpu_bf16_is_faster() -> bool:
+    """Whether bf16 autocast really beats fp32 on this CPU: timed once per process (~0.2 s) on the convolution the
+    light network spends its time in (64 channels, 3×3, channels-last). The CPU flag alone is not enough: on an AMD
+    EPYC with AVX512-BF16 bf16 paints ~1.4× faster, on an Intel Xeon (AVX10.1, AMX not exposed) with the same flag
+    0.66× as fast (bench/RESULTS.md, 2026-12-03). bf16 must win by 10 % to be chosen: fp32 is the exact one."""
+    if not cpu_has_bf16():
+        return False
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 64, 128, 128).contiguous(memory_format=torch.channels_last)
+
+    def best_of(bf16: bool, repeats: int = 3) -> float:
+        times = []
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            conv(conv(x))  # warm-up: oneDNN builds its kernel and reorders the weights once
+            for _ in range(repeats):
+                start = time.perf_counter()
+                conv(conv(x))
+                times.append(time.perf_counter() - start)
+        return min(times)
+
+    fp32, bf16 = best_of(False), best_of(True)
+    return bf16 < 0.9 * fp32
+
+
 def pick_precision(precision: str, device: torch.device) -> str:
-    """"auto" → bf16 autocast on a GPU and on a CPU with native bf16, fp32 elsewhere; "bf16"/"fp32" as given."""
+    """"auto" → bf16 autocast on a GPU and on a CPU where it is measurably faster (`cpu_bf16_is_faster`), fp32
+    elsewhere; "bf16"/"fp32" as given."""
     if precision not in ("auto", "bf16", "fp32"):
         raise InvalidOptionError(f"precision must be auto, bf16 or fp32, not {precision!r}.")
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()) else "fp32"
+    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_faster()) else "fp32"
 
 
 # glibc's mallopt parameters (malloc.h)

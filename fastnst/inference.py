@@ -2,10 +2,11 @@
 
 Execution modes: a GPU defaults to "compile" (bf16 + channels_last + torch.compile; eager bf16 is slower than
 fp32 there because of InstanceNorm, so compilation is what makes bf16 pay), falling back to fp32 eager if
-compilation fails. A CPU with native bf16 (AVX512-BF16 or AMX, `fastnst.device.cpu_has_bf16`) defaults to
-"bf16": bf16 autocast + channels_last, faster than fp32 and visually identical; other CPUs use "fp32" (emulated
-bf16 is slower). `FASTNST_MODE` overrides the choice. CPU compilation recompiles for every new image size, which
-takes minutes, so it is never a default. The measurements behind these choices are in bench/RESULTS.md.
+compilation fails. A CPU on which bf16 is measurably faster (timed once per process,
+`fastnst.device.cpu_bf16_is_faster`) defaults to "bf16": bf16 autocast + channels_last, visually identical to fp32;
+other CPUs use "fp32" (emulated bf16 is slower, and some CPUs with native bf16 run it slower than fp32 too).
+`FASTNST_MODE` overrides the choice. CPU compilation recompiles for every new image size, which takes minutes, so
+it is never a default. The measurements behind these choices are in bench/RESULTS.md.
 
 Tiling: images above a pixel budget are processed in tiles. Two things keep the seams invisible:
 1. Instance-norm statistics are global: one pass over the whole image (downscaled to at most STATS_PIXELS)

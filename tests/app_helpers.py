@@ -31,7 +31,7 @@ def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1, ne
 
     torch.manual_seed(seed)
     (network or TransformerNet(width=0.25, num_residual_blocks=1)).save_pretrained(out)
-    meta = {"title": title, "artist": artist, "year": 2026, "license": "CC0", "hub_repo": None, "max_side": 512,
+    meta = {"title": title, "artist": artist, "year": 2026, "license": "CC0", "hub_repo": None,
             "order": order}
     (out / "style.json").write_text(json.dumps(meta))
     stylize(ROOT / "examples" / "cat.jpg", str(out), max_side=160, device="cpu").save(out / "tile.jpg")

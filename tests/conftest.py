@@ -65,8 +65,7 @@ def make_style_dir(folder: Path, *, seed: int = 0, width: float = 0.25, blocks: 
                 p.add_(0.1 * torch.randn_like(p))
         net.half().save_pretrained(sub)
     (folder / "style.json").write_text(json.dumps({
-        "title": title, "artist": "Test Artist", "year": 2026, "license": "CC0-1.0", "hub_repo": None,
-        "max_side": 512}))
+        "title": title, "artist": "Test Artist", "year": 2026, "license": "CC0-1.0", "hub_repo": None}))
     return folder
 
 

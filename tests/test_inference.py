@@ -166,13 +166,28 @@ def test_pixel_budget_and_odd_modes(gallery_dir):
         assert stylize(img, "test-style", device="cpu").size == img.size
 
 
+def test_a_cpu_paints_in_bf16_by_default_only_where_it_was_timed_faster(monkeypatch):
+    from fastnst import device as D
+
+    with monkeypatch.context() as m:
+        m.setattr(D, "cpu_has_bf16", lambda: False)
+        D.cpu_bf16_is_faster.cache_clear()
+        assert D.cpu_bf16_is_faster() is False  # emulated bf16 is never timed, never chosen
+    D.cpu_bf16_is_faster.cache_clear()
+    cpu = torch.device("cpu")
+    for faster, mode in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(D, "cpu_bf16_is_faster", lambda faster=faster: faster)
+        assert D.pick_precision("auto", cpu) == mode and inference.default_mode(cpu) == mode
+        assert D.pick_precision("fp32", cpu) == "fp32" and D.pick_precision("bf16", cpu) == "bf16"
+
+
 def test_cpu_bf16_paints_within_a_level_of_fp32():
-    """CPUs with native bf16 paint in bf16 by default; the picture must stay the same to the eye (≤ 1 level)."""
+    """CPUs with native bf16 paint in bf16 by default where it is faster; the picture must stay the same to the eye
+    (≤ 1 level)."""
     from fastnst.device import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("this CPU has no native bf16 (fp32 is its default)")
-    assert inference.default_mode(torch.device("cpu")) == "bf16"
     style = load_style("starry-night", device="cpu", variant="light")  # a shipped network, not a random one
     photo = image_to_tensor(load_image(ROOT / "examples" / "cat.jpg").resize((320, 240)))
     fp32 = stylize_tensor(photo, style, device="cpu", mode="fp32")

@@ -260,3 +260,32 @@ def test_card_names_the_painting_and_painter_given_to_the_trainer(tmp_path):
     assert (meta["title"], meta["artist"]) == ("The Starry Night", "Vincent van Gogh")
     assert readable_title("starry_night.jpg") == "Starry Night"
     assert readable_title("great-wave_off kanagawa") == "Great Wave Off Kanagawa"
+
+
+# ------------------------------------------------------------------------------------------------------ gallery
+
+
+def test_the_gallery_tile_is_the_light_networks_whichever_network_is_exported_last(tmp_path, monkeypatch):
+    """`training.gallery`: a CPU paints with the light network, so the tile shows what it paints."""
+    import training.gallery as G
+    from huggingface_hub.repocard import metadata_load
+
+    monkeypatch.setattr(G, "STYLES_DIR", tmp_path / "styles")
+    readme = tmp_path / "README.md"
+    readme.write_text("---\ntitle: a Space\n---\n# A Space\n")
+    monkeypatch.setattr(G, "README", readme)
+    full_run, light_run = make_run(tmp_path, "full", seed=1)[1], make_run(tmp_path, "light", seed=2)[1]
+
+    folder = G.add_to_gallery(full_run, "my-style", light=False, title="Mine", artist="Me", year="2026")
+    full_tile = (folder / "tile.jpg").read_bytes()  # no light network yet: the full one paints it
+    G.add_to_gallery(light_run, "my-style", light=True)
+    light_tile = (folder / "tile.jpg").read_bytes()
+    assert light_tile != full_tile
+    G.add_to_gallery(full_run, "my-style", light=False)  # the full network exported again, last
+    assert (folder / "tile.jpg").read_bytes() == light_tile
+
+    meta = json.loads((folder / "style.json").read_text())
+    assert set(meta["networks"]) == {"full", "light"} and "max_side" not in meta
+    assert (meta["title"], meta["artist"], meta["slug"]) == ("Mine", "Me", "my-style")
+    assert len(meta["networks"]["full"]["lineage"]) == 2  # each export of the full network recorded, oldest first
+    assert metadata_load(readme)["models"] == ["fastnst/my-style"]

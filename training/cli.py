@@ -114,7 +114,7 @@ def train_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("running")
     run.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d["precision"],
-                     help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16/AMX), else fp32")
+                     help="auto: bf16 autocast on CUDA and on CPUs where it is measurably faster, else fp32")
     run.add_argument("--compile", action="store_true", help="torch.compile the training step (GPU)")
     run.add_argument("--log-every", type=int, default=d["log_every"], help="steps between log lines (each syncs)")
     run.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="steps between checkpoints")

@@ -6,7 +6,8 @@
 Copies the run's fp16 export (model.safetensors + config.json) and updates `styles/<slug>/style.json`: the
 title, artist and year it already holds (or the options, for a new entry), the Hub repo, and the run's recipe
 and final metrics under `networks.<variant>`. Lists the style's Hub repo under `models:` in the Space's README
-front matter and paints the tile: the network itself applied to `examples/cat.jpg` (a CC0 photo). The painting
+front matter and paints the tile: `examples/cat.jpg` (a CC0 photo) painted by the entry's light network when it
+has one — what a CPU Space paints, whichever network was exported last — else by the full one. The painting
 and the training photos are never copied: they may not be redistributed.
 """
 import argparse
@@ -20,6 +21,7 @@ from fastnst.formats import (
     TILE_FILE,
     WEIGHTS_FILE,
     gallery_record,
+    has_network,
     read_info,
     read_metadata,
     set_gallery_record,
@@ -38,7 +40,6 @@ TILE_PHOTO = ROOT / "examples" / "cat.jpg"
 TILE_SIDE = 256
 HUB_OWNER = "fastnst"  # where the Space looks for each style when online (pushed separately; nothing here pushes)
 LICENSE = "Public domain (artwork); MIT (network weights)"
-MAX_SIDE = {"full": 3840, "light": 1024}  # the largest output each network is offered for
 TRAINED_ON = "{images} photos (BSDS500, Urban100, Sun-Hays80, McMaster; no COCO available)"
 
 
@@ -59,7 +60,8 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     meta.update({k: v for k, v in names.items() if v is not None})
     meta.setdefault("title", info.get("name") or slug)
     meta.update({"slug": slug, "license": LICENSE, "hub_repo": f"{HUB_OWNER}/{slug}", "hub_revision": "main",
-                 "max_side": MAX_SIDE[variant], "tile": TILE_FILE})
+                 "tile": TILE_FILE})
+    meta.pop("max_side", None)  # older entries': the output size is the caller's (stylize's max_side)
     if order is not None:
         meta["order"] = order
     recipe = {k: v for k, v in info["recipe"].items() if k != "loss_weights"}  # a local path says nothing
@@ -75,9 +77,16 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     write_metadata(folder, meta)
     list_in_space_card(meta["hub_repo"])
 
-    tile = stylize(TILE_PHOTO, Style(slug, load_network(target), meta), max_side=TILE_SIDE, device="cpu")
-    tile.save(folder / TILE_FILE, quality=90)
+    paint_tile(folder, meta)
     return folder
+
+
+def paint_tile(folder: Path, meta: dict) -> None:
+    """`tile.jpg`: the CC0 cat painted by the light network if the entry has one (what a CPU paints), else the full."""
+    light = variant_dir(folder, "light")
+    network = load_network(light if has_network(light) else variant_dir(folder, "full"))
+    tile = stylize(TILE_PHOTO, Style(meta["slug"], network, meta), max_side=TILE_SIDE, device="cpu")
+    tile.save(folder / TILE_FILE, quality=90)
 
 
 def list_in_space_card(repo_id: str) -> None:

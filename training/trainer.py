@@ -18,7 +18,7 @@ Faults: every `checkpoint_every` steps, and on SIGINT/SIGTERM, the model, optimi
 written atomically (temp file + os.replace) to the run folder's checkpoint; `resume=True` continues from it and
 reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step).
 
-Speed: bf16 autocast and channels_last on GPUs and on CPUs with native bf16 (`fastnst.device.pick_precision`;
+Speed: bf16 autocast and channels_last on GPUs and on CPUs where it is faster (`fastnst.device.pick_precision`;
 Gram matrices and losses stay fp32 in fastnst.losses), cudnn.benchmark and fused Adam on GPUs, optional
 torch.compile, the photo cache resident on the GPU, and no host sync except every `log_every` steps. The content
 image only runs through VGG up to the content layer.
