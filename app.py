@@ -451,7 +451,7 @@ class LiveSession:
 @gpu
 def paint_live_frame(rgb, style, smoother, brush=1.0):
     network = load_style(style)
-    return smoother(rgb, lambda x: paint_frame(x, network, brush=brush))
+    return smoother(rgb, lambda x, features: paint_frame(x, network, brush=brush, features=features))
 
 
 def paint_live(frame, style, session, other="", share=0.0, brush=DEFAULT_BRUSH):

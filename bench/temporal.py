@@ -1,7 +1,7 @@
 """Flicker: the warping error of painted video, per-frame painting against the shipped video path.
 
     python bench/temporal.py                                # synthetic pan + zoom over examples/, real clips
-    python bench/temporal.py --styles starry-night --frames 16 --settings 0.9:0,0.9:0.3,0:0.8
+    python bench/temporal.py --styles starry-night --frames 16 --settings 0.9:0:0.65,0.9:0,0.9:0.3,0:0.8
     python bench/temporal.py --save-frames out/             # the frames, to look at (ghosting, smearing)
 
 Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
@@ -11,7 +11,8 @@ photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips
 `--frames` frames) it is DIS flow on the input with a forward-backward occlusion check. The input's own error
 is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
-- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry pair;
+- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry:features triple
+  (a steady:carry pair carries no features, as the path did before 2026-12-03's third session);
 - ratio = shipped / per-frame (goal ≤ 0.3), texture = style loss of the output / of the photo as in
   bench/quality.py (median over frames 4, 8, ...; goal within 10 % of per-frame), fps = painting + smoothing.
 """
@@ -32,7 +33,7 @@ from fastnst import load_style, pick_device  # noqa: E402
 from fastnst.device import keep_freed_memory  # noqa: E402
 from fastnst.errors import FastNSTError  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
-from fastnst.temporal import CARRY, STEADY, Smoother, consistent, flow_between, warp  # noqa: E402
+from fastnst.temporal import CARRY, FEATURES, STEADY, Smoother, consistent, flow_between, warp  # noqa: E402
 from fastnst.video import paint_frame  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -115,11 +116,11 @@ def warping_error(frames, flows, masks) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- painting
-def paint_clip(clip, style, steady: float, carry: float, device):
-    smoother, out = Smoother(steady=steady, carry=carry), []
+def paint_clip(clip, style, steady: float, carry: float, features: float, device):
+    smoother, out = Smoother(steady=steady, carry=carry, features=features), []
     t0 = time.perf_counter()
     for frame in clip:
-        out.append(smoother(frame, lambda x: paint_frame(x, style, device=device)))
+        out.append(smoother(frame, lambda x, carried: paint_frame(x, style, device=device, features=carried)))
     return out, len(clip) / (time.perf_counter() - t0)
 
 
@@ -141,8 +142,9 @@ def main(argv=None) -> int:
     p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
-    p.add_argument("--settings", default=f"{STEADY}:{CARRY}",
-                   help="comma-separated steady:carry pairs of fastnst.temporal.Smoother (default: the shipped one)")
+    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}",
+                   help="comma-separated steady:carry:features triples of fastnst.temporal.Smoother (a pair: "
+                        "features 0; default: the shipped one)")
     p.add_argument("--variant", default="light")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", default=str(SHARED / "weights"))
@@ -151,7 +153,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     keep_freed_memory()
     device = pick_device(args.device)
-    settings = [tuple(float(v) for v in pair.split(":")) for pair in args.settings.split(",")]
+    settings = [(*(float(v) for v in triple.split(":")), 0.0)[:3] for triple in args.settings.split(",")]
 
     clips = {}
     for name in filter(None, args.clips.split(",")):
@@ -164,10 +166,10 @@ def main(argv=None) -> int:
                 continue
             clips[name] = real_clip(path, args.frames, args.side)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
-          f"per setting (steady:carry): warping error, ratio to per-frame, texture, frames per second")
+          f"per setting (steady:carry:features): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}" + "".join(
-        f"{f'{a:g}:{b:g}':>9}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b in settings))
+        f"{f'{a:g}:{b:g}:{c:g}':>14}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b, c in settings))
     worst = 0.0
     for name in filter(None, args.styles.split(",")):
         try:
@@ -179,17 +181,17 @@ def main(argv=None) -> int:
             log(f"{name}: skipped: {err}")
             continue
         for clip_name, (clip, flows, masks) in clips.items():
-            plain, _ = paint_clip(clip, style, 0.0, 0.0, device)
+            plain, _ = paint_clip(clip, style, 0.0, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}")
-            for steady, carry in settings:
-                shipped, fps = paint_clip(clip, style, steady, carry, device)
+            for steady, carry, features in settings:
+                shipped, fps = paint_clip(clip, style, steady, carry, features, device)
                 err = warping_error(shipped, flows, masks)
                 worst = max(worst, err / base)
-                row += f"{err:>9.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
+                row += f"{err:>14.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
                 if args.save_frames:
-                    folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}"
+                    folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}-{features:g}"
                     folder.mkdir(parents=True, exist_ok=True)
                     for t, frame in enumerate(shipped):
                         cv2.imwrite(str(folder / f"{t:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

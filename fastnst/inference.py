@@ -90,6 +90,18 @@ def forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
         return network(x)
 
 
+def forward_between(network: nn.Module, x: torch.Tensor, mode: str, between) -> torch.Tensor:
+    """`network(x, between=between)`, eager, in bf16 autocast unless `mode` is fp32 (a compiled network has no door
+    between its layers); plain `forward` if that fails, so a frame is never lost to it."""
+    try:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=mode != "fp32"):
+            return network(x, between=between).float()
+    except Exception as err:
+        warnings.warn(f"fastnst: painting with carried features failed ({type(err).__name__}: {err}); painting "
+                      f"the frame on its own.")
+        return forward(network, x, mode)
+
+
 # --- tiling -----------------------------------------------------------------------------------------------------
 
 @contextmanager
@@ -238,7 +250,8 @@ def resample(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 def brushed(paint, x: torch.Tensor, brush: float) -> torch.Tensor:
     """`paint(x)` with strokes `brush` times the network's own size in pixels (a network's strokes are a fixed
-    number of pixels, so painting a smaller copy makes them relatively larger).
+    number of pixels, so painting a smaller copy makes them relatively larger). The layout pass below is called as
+    `paint(x, final=False)`; the pass whose painting is the output, as `paint(x)`.
 
     brush < 1: paint a copy enlarged by 1/brush and shrink it back.
     brush > 1: paint at a working size 1/√brush of the picture and enlarge the painting by √brush. At the working
@@ -257,7 +270,7 @@ def brushed(paint, x: torch.Tensor, brush: float) -> torch.Tensor:
     work = resample(x, max(1, round(h / step)), max(1, round(w / step)))
     small = resample(work, max(1, round(h / brush)), max(1, round(w / brush)))
     size = work.shape[-2:]
-    broad = resample(paint(small), *size)
+    broad = resample(paint(small, final=False), *size)
     detail = work - resample(small, *size)
     return resample(paint((broad + detail).clamp(0, 1)), h, w)
 
@@ -266,11 +279,15 @@ def brushed(paint, x: torch.Tensor, brush: float) -> torch.Tensor:
 
 @torch.inference_mode()
 def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserve_color: bool = False,
-                   brush: float = 1.0, tile: int | None = None, device=None, mode: str | None = None) -> torch.Tensor:
+                   brush: float = 1.0, tile: int | None = None, device=None, mode: str | None = None,
+                   features=None) -> torch.Tensor:
     """Stylise a (B, 3, H, W) float batch in [0, 1] (e.g. video frames); returns the same shape on `device`.
 
     `brush`: stroke size, × the network's own (BRUSH_RANGE; see `brushed`). `tile`: None tiles automatically
-    above AUTO_TILE_PIXELS, 0 never tiles, N uses N-pixel tiles.
+    above AUTO_TILE_PIXELS, 0 never tiles, N uses N-pixel tiles. `features(f, border, scale)` (video, from
+    fastnst.temporal): given a Johnson network's features after its residual blocks in the pass that paints the
+    output, when that pass is not tiled (`border`: px of mirrored frame around a copy `scale` × the batch's size),
+    returns the features to paint instead.
     """
     _check_options(strength, tile, None, brush)
     device = pick_device(device)
@@ -284,7 +301,7 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
         raise InvalidOptionError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}.")
     mode = mode or default_mode(device)
 
-    def paint(x):
+    def paint(x, final=True):
         h, w = x.shape[-2:]
         border = frame_width(h, w)
         framed = F.pad(x, (border,) * 4, mode="reflect") if border > 0 else x
@@ -293,6 +310,9 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
             size = DEFAULT_TILE[device.type]
         if size and network.tileable and max(framed.shape[-2:]) > size:
             y = tiled_forward(network, framed, size)
+        elif features is not None and final and network.arch == "transformer":
+            scale = h / batch.shape[-2]
+            y = forward_between(network, framed, mode, lambda f: features(f, border, scale))
         else:
             y = forward(network, framed, mode)
         return y[..., border:border + h, border:border + w]

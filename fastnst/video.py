@@ -27,7 +27,7 @@ from .errors import FastNSTError, InvalidOptionError
 from .inference import _check_options as check_stills_options
 from .inference import stylize_tensor
 from .styles import Style, load_style
-from .temporal import STEADY, Smoother
+from .temporal import FEATURES, STEADY, Smoother
 
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac"}  # copied as they are; anything else (Opus, Vorbis) becomes AAC
 DEMUXERS = {"mov": "mp4, mov", "matroska": "mkv, webm"}
@@ -101,10 +101,11 @@ def _output_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
 
 
 def paint_frame(frame: np.ndarray, style: Style, *, strength: float = 1.0, preserve_color: bool = False,
-                brush: float = 1.0, device=None) -> np.ndarray:
-    """One uint8 H×W×3 RGB frame painted, same size and type."""
+                brush: float = 1.0, device=None, features=None) -> np.ndarray:
+    """One uint8 H×W×3 RGB frame painted, same size and type (`features`: a Smoother's, see stylize_tensor)."""
     x = torch.from_numpy(np.require(frame, np.uint8, ["C", "W"])).permute(2, 0, 1)[None].float().div_(255)
-    y = stylize_tensor(x, style, strength=strength, preserve_color=preserve_color, brush=brush, device=device)
+    y = stylize_tensor(x, style, strength=strength, preserve_color=preserve_color, brush=brush, device=device,
+                       features=features)
     return y[0].mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
@@ -189,11 +190,11 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
                                  f"million. Choose a smaller size or a shorter clip.")
     part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
     t0, done, last_pts = time.perf_counter(), 0, -1
-    smoother = Smoother(steady=smooth)
+    smoother = Smoother(steady=smooth, features=FEATURES if smooth > 0 else 0.0)  # smooth 0: each frame alone
 
-    def paint(rgb):
+    def paint(rgb, features):
         return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, brush=brush,
-                           device=device)
+                           device=device, features=features)
 
     try:
         with _open(src) as container, av.open(str(part), "w", format="mp4") as out:

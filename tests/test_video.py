@@ -137,12 +137,82 @@ def test_smoother_steadies_a_still_scene_and_never_ghosts_across_a_cut():
     noisy = [np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8) for _ in range(8)]
     seen = []
     smoother = Smoother(steady=0.9)
-    out = [smoother(frame, lambda x: seen.append(x) or x) for frame in noisy]
+    out = [smoother(frame, lambda x, _: seen.append(x) or x) for frame in noisy]
     change = lambda frames: np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])])  # noqa
     assert change(out[3:]) < 0.5 * change(noisy[3:])  # the network is shown a steadier picture
     cut = np.full_like(noisy[0], 30)
-    assert np.array_equal(smoother(cut, lambda x: x), cut)  # nothing of the last scene comes through
-    assert np.array_equal(Smoother(steady=0.0)(noisy[0], lambda x: x), noisy[0])
+    assert np.array_equal(smoother(cut, lambda x, _: x), cut)  # nothing of the last scene comes through
+    assert np.array_equal(Smoother(steady=0.0)(noisy[0], lambda x, _: x), noisy[0])
+
+
+def pan(frames: int, side: int = 96, step=(2.3, 0.7)):
+    """A camera panning over a CC0 photo by `step` px a frame, and the exact flow of each frame back to the last."""
+    import cv2
+    from PIL import Image
+
+    photo = np.asarray(Image.open(ROOT / "examples" / "rocket.jpg").convert("RGB").resize((2 * side, 2 * side)))
+    clip = [cv2.warpAffine(photo, np.float32([[1, 0, 20 + t * step[0]], [0, 1, 20 + t * step[1]]]),
+                           (side, side * 3 // 4), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP) for t in range(frames)]
+    return clip, np.broadcast_to(np.float32(step), (side * 3 // 4, side, 2)).copy()
+
+
+def test_the_edges_of_moving_things_are_not_trusted_but_a_pan_or_zoom_is():
+    from fastnst.temporal import away_from_motion_edges
+
+    road = np.full((120, 160), 90, np.uint8)
+    road[50:70, 70:90] = 200  # a bright car
+    grid = np.stack(np.meshgrid(np.arange(160), np.arange(120)), -1).astype(np.float32)
+    assert away_from_motion_edges(np.full((120, 160, 2), 3.0, np.float32), road).min() > 0.99  # a pan
+    assert away_from_motion_edges(0.006 * (grid - [80, 60]), road).min() > 0.95  # a zoom of 0.6 % a frame
+    car = np.zeros((120, 160, 2), np.float32)
+    car[50:70, 70:90, 1] = -4.0  # the car moving up 4 px a frame over the still road
+    trust = away_from_motion_edges(car, road)
+    assert trust[50, 70:90].max() < 0.01 and trust[70, 70:90].max() < 0.01  # its front and back
+    assert trust[:25].min() > 0.99 and trust[:, :45].min() > 0.99  # the road away from it
+    noise = np.random.default_rng(0).normal(0, 2, car.shape).astype(np.float32)
+    assert away_from_motion_edges(car + noise, np.full_like(road, 90)).min() == 1  # no edge in the picture: noise
+
+
+def test_features_are_sampled_on_the_networks_grid_where_the_frame_is():
+    from fastnst.temporal import _feature_grid
+
+    flow = np.broadcast_to(np.float32([8.0, -4.0]), (60, 80, 2)).copy()
+    moved, sure = _feature_grid(flow, np.ones((60, 80), np.float32), (15, 20), 0, 1.0)
+    assert np.allclose(moved, [2.0, -1.0]) and np.allclose(sure, 1)  # 1/4 size: 8 px are 2 feature px
+    moved, sure = _feature_grid(flow, np.ones((60, 80), np.float32), (12, 14), 8, 0.5)  # half size, 8-px frame
+    assert np.allclose(moved, [1.0, -0.5])
+    assert sure[0].max() == 0 and sure[:, 0].max() == 0 and sure[6, 6] == 1  # the mirrored frame is not the scene
+
+
+def test_carried_features_steady_a_moving_camera_and_a_cut_or_a_pass_without_them_starts_afresh(style):
+    from fastnst.temporal import warp
+    from fastnst.video import paint_frame
+
+    clip, flow = pan(6)
+
+    def painted(features):
+        smoother = Smoother(steady=0.9, features=features)
+        return [smoother(f, lambda x, carry: paint_frame(x, style, device="cpu", features=carry)) for f in clip]
+
+    def flicker(frames):  # each painted frame against the last, moved along the camera's exact motion
+        return np.mean([np.abs(b[8:-8, 8:-8].astype(np.float32) - warp(a, flow)[8:-8, 8:-8]).mean()
+                        for a, b in zip(frames, frames[1:])])
+
+    assert flicker(painted(0.65)) < 0.9 * flicker(painted(0.0))
+
+    smoother, calls = Smoother(steady=0.9), []
+
+    def paint(x, carry, call_it=True):
+        calls.append(carry)
+        return paint_frame(x, style, device="cpu", features=carry if call_it else None)
+
+    smoother(clip[0], paint)
+    assert smoother._features is not None  # kept for the next frame
+    smoother(clip[1], lambda x, carry: paint(x, carry, call_it=False))  # e.g. a tiled pass: the network never asks
+    assert smoother._features is None  # so the next frame carries nothing two frames old
+    smoother(clip[2], paint)
+    cut = (np.kron(np.indices((18, 24)).sum(0) % 2, np.ones((4, 4)))[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    assert np.array_equal(smoother(cut, paint), paint_frame(cut, style, device="cpu"))  # a new scene: nothing carried
 
 
 def test_cli_paints_a_video_and_refuses_a_picture(tmp_path):

@@ -145,8 +145,10 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
         )
         self.width, self.num_residual_blocks, self.norm = width, num_residual_blocks, norm
 
-    def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
-        """`style` (families only): an index, a (B,) tensor of indices or (B, S) mixing weights."""
+    def forward(self, x: torch.Tensor, style=None, between=None) -> torch.Tensor:
+        """`style` (families only): an index, a (B,) tensor of indices or (B, S) mixing weights. `between`: a function
+        of the features after the residual blocks (1/4 size), applied before the decoder paints them (video:
+        fastnst.temporal carries the last frame's features along the motion)."""
         if self.styles:
             select_styles(self, style, x.shape[0])
         h, w = x.shape[-2:]
@@ -155,7 +157,10 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
         if pad_h or pad_w:
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        y = self.decoder[:-1](self.residuals(self.encoder(x)))
+        y = self.residuals(self.encoder(x))
+        if between is not None:
+            y = between(y)
+        y = self.decoder[:-1](y)
         pad, conv = self.decoder[-1]
         y = conv(pad(y)) if textbook(self, y) else last_conv(pad(y), conv)
         return torch.sigmoid(y)[..., :h, :w]
