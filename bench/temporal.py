@@ -3,6 +3,7 @@
     python bench/temporal.py                                # synthetic pan + zoom over examples/, real clips
     python bench/temporal.py --styles starry-night --frames 16 --settings 0.9:0:0.65,0.9:0,0.9:0.3,0:0.8
     python bench/temporal.py --save-frames out/             # the frames, to look at (ghosting, smearing)
+    python bench/temporal.py --styles starry-night --clips pan --strip bench/video_strip.jpg   # the README's strip
 
 Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
 absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
@@ -134,6 +135,17 @@ def texture_of(loss_fn, clip, painted, device) -> float:
     return statistics.median(ratios)
 
 
+def write_strip(path: Path, clip, plain, shipped, columns: int = 4, width: int = 256) -> None:
+    """Rows: the input, per-frame painting, the shipped path; `columns` frames spread over the clip."""
+    picks = [round(i * (len(clip) - 1) / (columns - 1)) for i in range(columns)]
+    h = round(clip[0].shape[0] * width / clip[0].shape[1])
+    rows = [np.concatenate([cv2.resize(frames[t], (width, h), interpolation=cv2.INTER_AREA) for t in picks], 1)
+            for frames in (clip, plain, shipped)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    log(f"strip: {path} (frames {', '.join(map(str, picks))}; rows: input, per-frame, shipped)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", default="starry-night,the-scream,great-wave")
@@ -150,6 +162,9 @@ def main(argv=None) -> int:
     p.add_argument("--weights-dir", default=str(SHARED / "weights"))
     p.add_argument("--paintings-dir", default=str(SHARED / "styles"))
     p.add_argument("--save-frames", type=Path, default=None, help="write the painted frames here as JPEGs")
+    p.add_argument("--strip", type=Path, default=None,
+                   help="write a JPEG of 4 frames of the first style and clip: the input, painted frame by frame, "
+                        "and by the first --settings")
     args = p.parse_args(argv)
     keep_freed_memory()
     device = pick_device(args.device)
@@ -170,7 +185,7 @@ def main(argv=None) -> int:
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}" + "".join(
         f"{f'{a:g}:{b:g}:{c:g}':>14}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b, c in settings))
-    worst = 0.0
+    worst, strip_done = 0.0, False
     for name in filter(None, args.styles.split(",")):
         try:
             style = load_style(name, device=device, variant=args.variant)
@@ -190,6 +205,9 @@ def main(argv=None) -> int:
                 err = warping_error(shipped, flows, masks)
                 worst = max(worst, err / base)
                 row += f"{err:>14.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
+                if args.strip and not strip_done:
+                    write_strip(args.strip, clip, plain, shipped)
+                    strip_done = True
                 if args.save_frames:
                     folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}-{features:g}"
                     folder.mkdir(parents=True, exist_ok=True)
