@@ -38,3 +38,14 @@ def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_d
     assert per_frame > 0 and 0 < shipped_ratio < 1  # the shipped path flickers less than painting frame by frame
     assert "worst ratio" in out
     assert Image.open(strip).size == (4 * 256, 3 * 192)  # 4 frames × (input, per-frame, shipped)
+
+
+def test_the_live_page_bench_feeds_chromium_a_panning_camera(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_live_page", ROOT / "bench" / "live_page.py")
+    live = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(live)
+    clip = live.pan_y4m(tmp_path / "camera.y4m", (64, 48), frames=3).read_bytes()
+    header, _, body = clip.partition(b"\n")
+    assert header == b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg"
+    frames = body.split(b"FRAME\n")[1:]
+    assert [len(f) for f in frames] == [64 * 48 * 3 // 2] * 3 and frames[0] != frames[1]  # I420, and it moves
