@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.load import start_app  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
+from fastnst.styles import gallery  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -67,7 +68,6 @@ def main(argv=None) -> int:
             page.set_default_timeout(60_000)
             page.goto(url)
             page.wait_for_selector("#photo input[type=file]", state="attached")
-            from fastnst.styles import gallery
             order = [m["slug"] for m in gallery()].index(args.style)
             page.locator("#styles button.thumbnail-item").nth(order).click()
             page.get_by_text("Live: your webcam, painted").click()

@@ -62,7 +62,8 @@ _prepared: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDiction
 
 
 def _runner(network: nn.Module, device: torch.device, mode: str):
-    """A function batch → output for `mode`: plain fp32, bf16 autocast + channels_last, or that compiled."""
+    """A function (batch, **network keywords) → output for `mode`: plain fp32, bf16 autocast + channels_last, or
+    that compiled."""
     if mode == "fp32":
         return network
     cache = _prepared.setdefault(network, {})
@@ -70,9 +71,9 @@ def _runner(network: nn.Module, device: torch.device, mode: str):
         net = network.to(memory_format=torch.channels_last)
         fn = torch.compile(net, dynamic=True) if mode == "compile" else net
 
-        def run(x, fn=fn):
+        def run(x, fn=fn, **kw):
             with torch.autocast(device.type, dtype=torch.bfloat16):
-                return fn(x.contiguous(memory_format=torch.channels_last)).float()
+                return fn(x.contiguous(memory_format=torch.channels_last), **kw).float()
         cache[mode] = run
     return cache[mode]
 
@@ -91,11 +92,10 @@ def forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def forward_between(network: nn.Module, x: torch.Tensor, mode: str, between) -> torch.Tensor:
-    """`network(x, between=between)`, eager, in bf16 autocast unless `mode` is fp32 (a compiled network has no door
-    between its layers); plain `forward` if that fails, so a frame is never lost to it."""
+    """`network(x, between=between)` in `mode`, eager bf16 for "compile" (a compiled network has no door between
+    its layers); plain `forward` if that fails, so a frame is never lost to it."""
     try:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=mode != "fp32"):
-            return network(x, between=between).float()
+        return _runner(network, x.device, "bf16" if mode == "compile" else mode)(x, between=between)
     except Exception as err:
         warnings.warn(f"fastnst: painting with carried features failed ({type(err).__name__}: {err}); painting "
                       f"the frame on its own.")
