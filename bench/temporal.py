@@ -14,6 +14,8 @@ is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
 - shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry:features triple
   (a steady:carry pair carries no features, as the path did before 2026-12-03's third session);
+- ideal (synthetic clips): the ratio of the whole photo painted once and filmed by the same camera, strokes glued
+  to the scene: the floor of the ratio for a painting of that texture;
 - ratio = shipped / per-frame (goal ≤ 0.3), texture = style loss of the output / of the photo as in
   bench/quality.py (median over frames 4, 8, ...; goal within 10 % of per-frame), fps = painting + smoothing.
 """
@@ -50,22 +52,26 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ clips
-def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0):
-    """Frames of a camera moving over `photo`, and for each frame t ≥ 1 the exact flow t → t−1 and the mask of
-    pixels that were inside frame t−1. Frame t shows the photo point A_t(p) = c + s_t · (p − centre) + o_t."""
+def camera_canvas(photo: Path, side: int) -> np.ndarray:
+    """`photo` scaled so that a `side`-px frame sees 70 % of it (room for the camera to move)."""
     big = np.asarray(load_image(photo).convert("RGB"))
     h, w = (round(side * 3 / 4), side)
-    shrink = min(big.shape[0] / h, big.shape[1] / w) * 0.7  # the frame sees 70 % of the photo: room to move
-    big = cv2.resize(big, (round(big.shape[1] / shrink), round(big.shape[0] / shrink)), interpolation=cv2.INTER_AREA)
-    H, W = big.shape[:2]
-    base = 1.0
+    shrink = min(big.shape[0] / h, big.shape[1] / w) * 0.7
+    return cv2.resize(big, (round(big.shape[1] / shrink), round(big.shape[0] / shrink)), interpolation=cv2.INTER_AREA)
+
+
+def film(canvas: np.ndarray, kind: str, frames: int, side: int, noise: float = NOISE, seed: int = 0):
+    """Frames of a camera moving over `canvas`, and for each frame t ≥ 1 the exact flow t → t−1 and the mask of
+    pixels that were inside frame t−1. Frame t shows the canvas point A_t(p) = c + s_t · (p − centre) + o_t."""
+    h, w = (round(side * 3 / 4), side)
+    H, W = canvas.shape[:2]
     rng = np.random.default_rng(seed)
     centre = np.array([(w - 1) / 2, (h - 1) / 2])
-    start = np.array([W / 2, H / 2]) - np.array(PAN) * base * frames / 2
+    start = np.array([W / 2, H / 2]) - np.array(PAN) * frames / 2
 
     def affine(t):
-        s = base / (ZOOM ** t if kind == "zoom" else 1.0)
-        o = start + np.array(PAN) * base * t if kind == "pan" else np.array([W / 2, H / 2])
+        s = 1.0 / (ZOOM ** t if kind == "zoom" else 1.0)
+        o = start + np.array(PAN) * t if kind == "pan" else np.array([W / 2, H / 2])
         return s, o
 
     clip, flows, masks = [], [None], [None]
@@ -73,8 +79,8 @@ def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0
     for t in range(frames):
         s, o = affine(t)
         m = np.array([[s, 0, o[0] - s * centre[0]], [0, s, o[1] - s * centre[1]]])
-        frame = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
-        noisy = frame.astype(np.float32) + rng.normal(0, NOISE, frame.shape)
+        frame = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+        noisy = frame.astype(np.float32) + (rng.normal(0, noise, frame.shape) if noise else 0)
         clip.append(np.clip(noisy + 0.5, 0, 255).astype(np.uint8))
         if t:
             s0, o0 = affine(t - 1)
@@ -83,6 +89,11 @@ def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0
             masks.append((there[..., 0] >= 0) & (there[..., 0] <= w - 1) & (there[..., 1] >= 0)
                          & (there[..., 1] <= h - 1))
     return clip, flows, masks
+
+
+def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0):
+    """A camera pan or zoom over `photo` with sensor noise: (frames, exact flows t → t−1, masks)."""
+    return film(camera_canvas(photo, side), kind, frames, side, seed=seed)
 
 
 def real_clip(path: Path, frames: int, side: int):
@@ -117,6 +128,14 @@ def warping_error(frames, flows, masks) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- painting
+def glued_error(canvas, style, kind: str, clip, flows, masks, device) -> float:
+    """The warping error of a painting glued to the scene: the whole `canvas` painted once and filmed by the clip's
+    camera without noise. No path that paints frame by frame can be steadier at the same texture, so its ratio to
+    per-frame painting is the floor of the bench's ratio (it is not 0: the metric resamples painted strokes)."""
+    painted = paint_frame(canvas, style, device=device)
+    return warping_error(film(painted, kind, len(clip), clip[0].shape[1], noise=0)[0], flows, masks)
+
+
 def paint_clip(clip, style, steady: float, carry: float, features: float, device):
     smoother, out = Smoother(steady=steady, carry=carry, features=features), []
     t0 = time.perf_counter()
@@ -173,17 +192,18 @@ def main(argv=None) -> int:
     clips = {}
     for name in filter(None, args.clips.split(",")):
         if name in ("pan", "zoom"):
-            clips[name] = synthetic_clip(Path(args.photo), name, args.frames, args.side)
+            canvas = camera_canvas(Path(args.photo), args.side)
+            clips[name] = (*film(canvas, name, args.frames, args.side), canvas)
         else:
             path = VIDEOS / (name if name.endswith(".mp4") else f"{name}.mp4")
             if not path.is_file():
                 log(f"{name}: skipped: {path} is not here")
                 continue
-            clips[name] = real_clip(path, args.frames, args.side)
+            clips[name] = (*real_clip(path, args.frames, args.side), None)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
           f"per setting (steady:carry:features): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
-    print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}" + "".join(
+    print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}" + "".join(
         f"{f'{a:g}:{b:g}:{c:g}':>14}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b, c in settings))
     worst, strip_done = 0.0, False
     for name in filter(None, args.styles.split(",")):
@@ -195,11 +215,12 @@ def main(argv=None) -> int:
         except FastNSTError as err:
             log(f"{name}: skipped: {err}")
             continue
-        for clip_name, (clip, flows, masks) in clips.items():
+        for clip_name, (clip, flows, masks, canvas) in clips.items():
             plain, _ = paint_clip(clip, style, 0.0, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
+            ideal = "—" if canvas is None else f"{glued_error(canvas, style, clip_name, clip, flows, masks, device) / base:.2f}"
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
-                   f"{base_texture:>9.3f}")
+                   f"{base_texture:>9.3f}{ideal:>7}")
             for steady, carry, features in settings:
                 shipped, fps = paint_clip(clip, style, steady, carry, features, device)
                 err = warping_error(shipped, flows, masks)

@@ -34,8 +34,9 @@ def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_d
                           "--paintings-dir", str(shared_data / "styles")]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("starry-night"))
-    per_frame, shipped_ratio = float(row.split()[3]), float(row.split()[6])
+    per_frame, ideal, shipped_ratio = float(row.split()[3]), float(row.split()[5]), float(row.split()[7])
     assert per_frame > 0 and 0 < shipped_ratio < 1  # the shipped path flickers less than painting frame by frame
+    assert 0 < ideal < shipped_ratio  # and a painting glued to the scene less still
     assert "worst ratio" in out
     assert Image.open(strip).size == (4 * 256, 3 * 192)  # 4 frames × (input, per-frame, shipped)
 
