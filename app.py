@@ -87,7 +87,8 @@ PREVIEW_SIDE, PREVIEW_EVERY_S = 512, 2.0
 FITS: dict[str, fit.FitJob] = {}  # the running fit of each browser session
 MADE_FITS: set[Path] = set()  # every fit folder this process made, deleted when it exits
 FIT_IMAGES_RANGE = (200, 8_000)
-LIVE_SIDE = 640 if ON_GPU else 320  # webcam frames are painted this large: the light network keeps up on 2 cores
+LIVE_SIDE = 640 if ON_GPU else 320  # webcam frames are painted at most this large (the light network on 2 cores)
+LIVE_SMALLEST = 160  # and at least this large: a slower CPU paints smaller frames rather than fewer (LiveSession.fit)
 LIVE_EVERY, LIVE_SECONDS = 0.1, 600 if ON_GPU else 180  # a frame every 0.1 s at most; a stream ends after this
 LIVE_CONCURRENCY = 4 if ON_GPU else 2
 VIDEO_SIDE = 1280 if ON_GPU else 640  # painted video frames' longer side
@@ -438,14 +439,35 @@ def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None 
 
 @dataclass
 class LiveSession:
-    """One visitor's stream: its own Smoother (so two visitors never share a previous frame) and frame times."""
+    """One visitor's stream: its own Smoother (so two visitors never share a previous frame), frame times, and the
+    size its frames are painted at (`side`, fitted to how fast this machine paints them: see `fit`)."""
     style: str
     brush: float = 1.0
+    side: int = LIVE_SIDE
     smoother: Smoother = field(default_factory=Smoother)
     times: deque = field(default_factory=lambda: deque(maxlen=20))
+    seconds: float | None = None  # painting one frame at `side`, a running average
+    painted_at_side: int = 0
 
     def rate(self) -> float:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else 0.0
+
+    def fit(self, seconds: float) -> None:
+        """Take the time the last frame took to paint, and change `side` when painting cannot keep up with the
+        stream's LIVE_EVERY (smaller frames, down to LIVE_SMALLEST) or keeps up with much to spare (larger, up to
+        LIVE_SIDE). Why: on a slow CPU a full-size stream paints 2-4 frames a second, which no longer reads as live;
+        video calls lower the resolution before the frame rate for the same reason. The time grows with the
+        pixels, so the side scales with the square root of the time; a few frames settle before each change, and
+        the margins keep it from swinging to and fro."""
+        self.painted_at_side += 1
+        if self.painted_at_side == 1:  # the first frame at a size pays for loading the network, and has no flow
+            return
+        self.seconds = seconds if self.seconds is None else 0.6 * self.seconds + 0.4 * seconds
+        slow, spare = self.seconds > 1.2 * LIVE_EVERY, self.seconds < 0.5 * LIVE_EVERY
+        if self.painted_at_side < 4 or not (slow and self.side > LIVE_SMALLEST or spare and self.side < LIVE_SIDE):
+            return
+        side = round(self.side * (0.8 * LIVE_EVERY / self.seconds) ** 0.5 / 16) * 16
+        self.side, self.seconds, self.painted_at_side = min(LIVE_SIDE, max(LIVE_SMALLEST, side)), None, 0
 
 
 @gpu
@@ -462,15 +484,20 @@ def paint_live(frame, style, session, other="", share=0.0, brush=DEFAULT_BRUSH):
         raise gr.Error("Pick a style first: click a painting in the gallery.", print_exception=False)
     style, brush = mixed(style, other, share), brush_size(brush)
     if not isinstance(session, LiveSession) or (session.style, session.brush) != (style, brush):
-        session = LiveSession(style, brush)  # a new style starts afresh: its strokes are not the last style's
+        # a new style starts afresh (its strokes are not the last style's), at the size this machine keeps up with
+        session = LiveSession(style, brush, side=session.side if isinstance(session, LiveSession) else LIVE_SIDE)
+    start = time.monotonic()
     try:
-        photo = resize_max_side(load_image(photo_source(frame)), LIVE_SIDE)
+        photo = resize_max_side(load_image(photo_source(frame)), session.side)
         painted = paint_live_frame(np.asarray(photo), style, session.smoother, brush)
     except FastNSTError as err:
         raise error(err) from err
     session.times.append(time.monotonic())
+    session.fit(session.times[-1] - start)
     rate = session.rate()
     shown = f"**{rate:.1f}** frames a second, {photo.width}×{photo.height}" if rate else "Painting…"
+    if rate and session.side < LIVE_SIDE:
+        shown += f" (smaller than {LIVE_SIDE} px, to keep up on this machine)"
     return painted, session, shown
 
 

@@ -70,3 +70,37 @@ def test_a_tiny_or_thin_painting_is_refused_before_a_fit_writes_anything(app, tm
     with pytest.raises(gr.Error, match="pixels"):
         next(app.fit_style({"path": str(painting)}, None, "", 200))
     assert not any((tmp_path / "fits").glob("*/*"))
+
+
+def test_a_live_stream_paints_smaller_frames_when_this_machine_cannot_keep_up(app, style, tmp_path, monkeypatch):
+    """Frames that take 0.3 s to paint (a slow CPU) are painted smaller until they keep up with the stream, never below
+    LIVE_SMALLEST; a style switch keeps the size; frames that paint fast grow back to LIVE_SIDE."""
+    class Clock:  # each call is `step` seconds after the last: the handler's start and end of a frame
+        now, step = 0.0, 0.15
+
+        def monotonic(self):
+            self.now += self.step
+            return self.now
+    clock = Clock()
+    monkeypatch.setattr(app, "time", clock)
+    frame = {"path": str(make_photo(tmp_path / "webcam.png", (640, 480)))}
+    session, sizes = None, []
+    for _ in range(24):
+        painted, session, shown = app.paint_live(frame, style, session, "", 0.0, 1.0)
+        sizes.append(max(painted.shape[:2]))
+    assert sizes[:4] == [app.LIVE_SIDE] * 4  # a few frames settle before any change
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == app.LIVE_SMALLEST  # ever smaller, to the floor
+    assert "to keep up on this machine" in shown
+    _, session, _ = app.paint_live(frame, style, session, style, 0.5, 1.0)  # another style (a mix) keeps the size
+    assert session.side == app.LIVE_SMALLEST
+    clock.step = 0.005
+    for _ in range(24):
+        painted, session, shown = app.paint_live(frame, style, session, "", 0.0, 1.0)
+    assert max(painted.shape[:2]) == app.LIVE_SIDE and "keep up" not in shown
+
+
+def test_a_live_stream_keeps_its_size_while_it_keeps_up(app):
+    session = app.LiveSession("any")
+    for seconds in [2.0] + [0.9 * app.LIVE_EVERY, 0.6 * app.LIVE_EVERY] * 20:  # the first frame loads the network
+        session.fit(seconds)
+    assert session.side == app.LIVE_SIDE
