@@ -81,16 +81,18 @@ def test_a_live_stream_paints_smaller_frames_when_this_machine_cannot_keep_up(ap
         def monotonic(self):
             self.now += self.step
             return self.now
-    clock = Clock()
+    clock, brushes, paint = Clock(), [], app.paint_live_frame
     monkeypatch.setattr(app, "time", clock)
+    monkeypatch.setattr(app, "paint_live_frame", lambda *a: brushes.append(a[-1]) or paint(*a))
     frame = {"path": str(make_photo(tmp_path / "webcam.png", (640, 480)))}
     session, sizes = None, []
     for _ in range(24):
-        painted, session, shown = app.paint_live(frame, style, session, "", 0.0, 1.0)
+        painted, session, shown = app.paint_live(frame, style, session, "", 0.0, 1.5)
         sizes.append(max(painted.shape[:2]))
     assert sizes[:4] == [app.LIVE_SIDE] * 4  # a few frames settle before any change
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == app.LIVE_SMALLEST  # ever smaller, to the floor
     assert "to keep up on this machine" in shown
+    assert brushes[0] == 1.5 and brushes[-1] == 1.0  # strokes shrink with the frame, to the network's own
     _, session, _ = app.paint_live(frame, style, session, style, 0.5, 1.0)  # another style (a mix) keeps the size
     assert session.side == app.LIVE_SMALLEST
     clock.step = 0.005
