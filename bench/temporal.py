@@ -218,7 +218,8 @@ def main(argv=None) -> int:
         for clip_name, (clip, flows, masks, canvas) in clips.items():
             plain, _ = paint_clip(clip, style, 0.0, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
-            ideal = "—" if canvas is None else f"{glued_error(canvas, style, clip_name, clip, flows, masks, device) / base:.2f}"
+            ideal = "—" if canvas is None else \
+                f"{glued_error(canvas, style, clip_name, clip, flows, masks, device) / base:.2f}"
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}")
             for steady, carry, features in settings:

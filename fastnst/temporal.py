@@ -34,7 +34,7 @@ FLOW_SIDE = 320          # flow is computed on grey frames scaled to at most thi
 STEADY = 0.9             # weight of the previous steady input where the flow is trusted
 CARRY = 0.0              # weight of the previous output where the flow is trusted (blends paintings: softer)
 FEATURES = 0.5           # weight of the previous frame's network features where the flow is trusted (0.55 lifted
-                         # Starry Night's texture 11 % over per-frame painting at the live size, 320 px; bench/RESULTS.md)
+                         # Starry Night's texture 11 % over per-frame painting at the live size, 320 px: RESULTS.md)
 TRUST_LEVELS = 12.0      # input mismatch (0–255 levels, after warping) at which trust has fallen to e^-1
 CONSISTENCY_PX = 1.0     # forward-backward flow disagreement (px at flow scale) beyond which a pixel is occluded
 BOUNDARY = 0.05          # change of the flow (px per px) at which trust has fallen to e^-1: a moving object's edge,

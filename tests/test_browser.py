@@ -220,7 +220,7 @@ def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, pl
         page.get_by_role("button", name="capture photo").click()  # Gradio's label for the Record button
         seen = live_frames(page, 5, set())
         natural = page.eval_on_selector("#live-out img", "img => [img.naturalWidth, img.naturalHeight]")
-        assert 160 <= natural[0] <= 320 and natural[0] * 3 == natural[1] * 4  # LIVE_SIDE or less, never the camera's 640
+        assert 160 <= natural[0] <= 320 and natural[0] * 3 == natural[1] * 4  # LIVE_SIDE or less, not the camera's
         page.wait_for_function("() => /[0-9.]+ frames a second/.test(document.querySelector('#live-rate').innerText)")
         page.locator("#styles button.thumbnail-item").nth(1).click()
         live_frames(page, 3, seen)  # the stream goes on in the new style
