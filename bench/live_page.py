@@ -7,7 +7,8 @@ Starts `app.py` on the embedded gallery (as bench/load.py does), opens it in hea
 plays a pan over a CC0 photo of examples/ (a YUV4MPEG2 clip, looped), presses Record in the Live section and, after
 a warm-up, counts the painted frames that arrive in the page (distinct images in the Live output) over `--seconds`,
 next to the rate the page itself prints. Goal (issue 20): ≥ 10 frames a second on a CPU. The app paints live frames
-at LIVE_SIDE (320 px on a CPU, 640 on a GPU), whatever the camera sends. Needs /usr/bin/chromium and playwright.
+at most LIVE_SIDE (320 px on a CPU, 640 on a GPU; smaller on a CPU too slow for that, down to LIVE_SMALLEST),
+whatever the camera sends; the painted size is printed. Needs /usr/bin/chromium and playwright.
 """
 import argparse
 import re
