@@ -456,8 +456,10 @@ class LiveSession:
         """The brush at this `side`: strokes keep their size relative to the frame as it shrinks, down to the
         network's own (brush 1.5 on a 160-px frame painted over the face, looked at; brush 1 kept it). Under 1.25
         it is 1: the broad pass of a brush just over 1 costs nearly a second painting for strokes hardly larger."""
+        if self.brush <= 1 or self.side == LIVE_SIDE:
+            return self.brush
         stroke = self.brush * self.side / LIVE_SIDE
-        return self.brush if self.brush <= 1 or self.side == LIVE_SIDE else stroke if stroke >= 1.25 else 1.0
+        return stroke if stroke >= 1.25 else 1.0
 
     def fit(self, seconds: float) -> None:
         """Take the time the last frame took to paint, and change `side` when painting cannot keep up with the

@@ -73,7 +73,7 @@ def test_a_tiny_or_thin_painting_is_refused_before_a_fit_writes_anything(app, tm
 
 
 def test_a_live_stream_paints_smaller_frames_when_this_machine_cannot_keep_up(app, style, tmp_path, monkeypatch):
-    """Frames that take 0.3 s to paint (a slow CPU) are painted smaller until they keep up with the stream, never below
+    """Frames that take 0.15 s to paint (a slow CPU) are painted smaller until they keep up with the stream, never below
     LIVE_SMALLEST; a style switch keeps the size; frames that paint fast grow back to LIVE_SIDE."""
     class Clock:  # each call is `step` seconds after the last: the handler's start and end of a frame
         now, step = 0.0, 0.15
