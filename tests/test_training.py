@@ -378,6 +378,7 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, assets, capsys):
                  tiny(assets, tmp_path / "r", "--resume", "--lr", "0.5"),  # resuming with another recipe
                  ["--style", str(tmp_path / "missing.jpg"), "--data", str(assets["photos"]), "--out", "x"],
                  tiny(assets, tmp_path / "w", "--loss-weights", tmp_path / "none.safetensors"),
+                 tiny(assets, tmp_path / "s", "--sample-every", 0),  # was a ZeroDivisionError at the first step
                  ["push", str(tmp_path / "nowhere"), "--repo", "me/style"]):
         assert main(list(map(str, argv))) == 2
         err = capsys.readouterr().err

@@ -203,6 +203,12 @@ class RunOptions:
     data_workers: int | None = None
     progress: bool = True
 
+    def __post_init__(self):
+        for flag in ("log_every", "checkpoint_every", "sample_every", "preview_every", "stop_at", "data_workers"):
+            value = getattr(self, flag)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise TrainingError(f"--{flag.replace('_', '-')} must be a whole number of at least 1, not {value!r}.")
+
 
 @dataclass
 class TrainConfig:
