@@ -128,12 +128,11 @@ def warping_error(frames, flows, masks) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- painting
-def glued_error(canvas, style, kind: str, clip, flows, masks, device) -> float:
-    """The warping error of a painting glued to the scene: the whole `canvas` painted once and filmed by the clip's
+def glued_error(painted_canvas, kind: str, clip, flows, masks) -> float:
+    """The warping error of a painting glued to the scene: the whole canvas painted once and filmed by the clip's
     camera without noise. No path that paints frame by frame can be steadier at the same texture, so its ratio to
     per-frame painting is the floor of the bench's ratio (it is not 0: the metric resamples painted strokes)."""
-    painted = paint_frame(canvas, style, device=device)
-    return warping_error(film(painted, kind, len(clip), clip[0].shape[1], noise=0)[0], flows, masks)
+    return warping_error(film(painted_canvas, kind, len(clip), clip[0].shape[1], noise=0)[0], flows, masks)
 
 
 def paint_clip(clip, style, steady: float, carry: float, features: float, device):
@@ -189,17 +188,17 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     settings = [(*(float(v) for v in triple.split(":")), 0.0)[:3] for triple in args.settings.split(",")]
 
-    clips = {}
+    clips, canvas = {}, None  # the synthetic clips film one canvas
     for name in filter(None, args.clips.split(",")):
         if name in ("pan", "zoom"):
-            canvas = camera_canvas(Path(args.photo), args.side)
-            clips[name] = (*film(canvas, name, args.frames, args.side), canvas)
+            canvas = camera_canvas(Path(args.photo), args.side) if canvas is None else canvas
+            clips[name] = (*film(canvas, name, args.frames, args.side), True)
         else:
             path = VIDEOS / (name if name.endswith(".mp4") else f"{name}.mp4")
             if not path.is_file():
                 log(f"{name}: skipped: {path} is not here")
                 continue
-            clips[name] = (*real_clip(path, args.frames, args.side), None)
+            clips[name] = (*real_clip(path, args.frames, args.side), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
           f"per setting (steady:carry:features): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
@@ -215,11 +214,11 @@ def main(argv=None) -> int:
         except FastNSTError as err:
             log(f"{name}: skipped: {err}")
             continue
-        for clip_name, (clip, flows, masks, canvas) in clips.items():
+        painted_canvas = None if canvas is None else paint_frame(canvas, style, device=device)  # once per style
+        for clip_name, (clip, flows, masks, synthetic) in clips.items():
             plain, _ = paint_clip(clip, style, 0.0, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
-            ideal = "—" if canvas is None else \
-                f"{glued_error(canvas, style, clip_name, clip, flows, masks, device) / base:.2f}"
+            ideal = f"{glued_error(painted_canvas, clip_name, clip, flows, masks) / base:.2f}" if synthetic else "—"
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}")
             for steady, carry, features in settings:
