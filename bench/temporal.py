@@ -12,8 +12,9 @@ photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips
 `--frames` frames) it is DIS flow on the input with a forward-backward occlusion check. The input's own error
 is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
-- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry:features triple
-  (a steady:carry pair carries no features, as the path did before 2026-12-03's third session);
+- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry:features:glue
+  (left-out values are 0: a steady:carry pair is the path before 2026-12-03's third session, a triple the path
+  before the glued canvas of 2026-12-05's third session);
 - ideal (synthetic clips): the ratio of the whole photo painted once and filmed by the same camera, strokes glued
   to the scene: the floor of the ratio for a painting of that texture;
 - ratio = shipped / per-frame (goal ≤ 0.3), texture = style loss of the output / of the photo as in
@@ -36,7 +37,7 @@ from fastnst import load_style, pick_device  # noqa: E402
 from fastnst.device import keep_freed_memory  # noqa: E402
 from fastnst.errors import FastNSTError  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
-from fastnst.temporal import CARRY, FEATURES, STEADY, Smoother, consistent, flow_between, warp  # noqa: E402
+from fastnst.temporal import CARRY, FEATURES, GLUE, STEADY, Smoother, consistent, flow_between, warp  # noqa: E402
 from fastnst.video import paint_frame  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -135,8 +136,8 @@ def glued_error(painted_canvas, kind: str, clip, flows, masks) -> float:
     return warping_error(film(painted_canvas, kind, len(clip), clip[0].shape[1], noise=0)[0], flows, masks)
 
 
-def paint_clip(clip, style, steady: float, carry: float, features: float, device):
-    smoother, out = Smoother(steady=steady, carry=carry, features=features), []
+def paint_clip(clip, style, steady: float, carry: float, features: float, device, glue: float = 0.0):
+    smoother, out = Smoother(steady=steady, carry=carry, features=features, glue=glue), []
     t0 = time.perf_counter()
     for frame in clip:
         out.append(smoother(frame, lambda x, carried: paint_frame(x, style, device=device, features=carried)))
@@ -172,9 +173,9 @@ def main(argv=None) -> int:
     p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
-    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}",
-                   help="comma-separated steady:carry:features triples of fastnst.temporal.Smoother (a pair: "
-                        "features 0; default: the shipped one)")
+    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}",
+                   help="comma-separated steady:carry:features:glue of fastnst.temporal.Smoother (values left out "
+                        "are 0; default: the shipped one)")
     p.add_argument("--variant", default="light")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", default=str(SHARED / "weights"))
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     keep_freed_memory()
     device = pick_device(args.device)
-    settings = [(*(float(v) for v in triple.split(":")), 0.0)[:3] for triple in args.settings.split(",")]
+    settings = [(*(float(v) for v in one.split(":")), 0.0, 0.0)[:4] for one in args.settings.split(",")]
 
     clips, canvas = {}, None  # the synthetic clips film one canvas
     for name in filter(None, args.clips.split(",")):
@@ -200,10 +201,10 @@ def main(argv=None) -> int:
                 continue
             clips[name] = (*real_clip(path, args.frames, args.side), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
-          f"per setting (steady:carry:features): warping error, ratio to per-frame, texture, frames per second")
+          f"per setting (steady:carry:features:glue): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}" + "".join(
-        f"{f'{a:g}:{b:g}:{c:g}':>14}{'ratio':>7}{'texture':>9}{'fps':>6}" for a, b, c in settings))
+        f"{':'.join(f'{v:g}' for v in setting):>14}{'ratio':>7}{'texture':>9}{'fps':>6}" for setting in settings))
     worst, strip_done = 0.0, False
     for name in filter(None, args.styles.split(",")):
         try:
@@ -221,8 +222,8 @@ def main(argv=None) -> int:
             ideal = f"{glued_error(painted_canvas, clip_name, clip, flows, masks) / base:.2f}" if synthetic else "—"
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}")
-            for steady, carry, features in settings:
-                shipped, fps = paint_clip(clip, style, steady, carry, features, device)
+            for steady, carry, features, glue in settings:
+                shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue)
                 err = warping_error(shipped, flows, masks)
                 worst = max(worst, err / base)
                 row += f"{err:>14.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
                     write_strip(args.strip, clip, plain, shipped)
                     strip_done = True
                 if args.save_frames:
-                    folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}-{features:g}"
+                    folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}-{features:g}-{glue:g}"
                     folder.mkdir(parents=True, exist_ok=True)
                     for t, frame in enumerate(shipped):
                         cv2.imwrite(str(folder / f"{t:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

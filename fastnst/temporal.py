@@ -16,13 +16,21 @@ every output frame is still one painting by the network (a blend of paintings wo
                  features (1/4 size) become features + `features` × trust × (previous frame's features, moved −
                  features): the strokes' layout follows the scene, and the decoder, whose instance norms restore
                  the contrast, still paints crisp strokes from it (bicubic, so carrying does not blur them)
+    glue         the output is a canvas glued to the scene (`Canvas`): a key frame's painting, moved with the
+                 camera (a homography, followed frame to frame and aligned to the key frame itself, so it does not
+                 drift) and resampled once from a band-limited double-size copy, so its strokes neither re-form nor
+                 soften frame after frame; wherever the key frame's photo, moved the same way, does not show what
+                 this frame shows (what moves on its own, what the camera newly sees, a cut) the fresh painting
+                 comes through, and when too little of the canvas fits, the output becomes the next key frame
     carry        optionally output = painted + `carry` × trust × (previous output, moved − painted): flow-guided
                  blending of the paintings, steadier still, at the cost of the strokes' contrast (0 by default)
 
 Measured in bench/temporal.py (bench/RESULTS.md): on a still scene the steady input alone removes three quarters
 of the flicker with the texture unchanged; a moving camera's flicker comes from the network itself (its strokes
 depend on where the picture falls on its stride-4 grid): carrying its features removes a further fifth of it with
-the texture unchanged, where blending the paintings for as much costs half the texture.
+the texture unchanged, where blending the paintings for as much costs half the texture; gluing the strokes to the
+scene takes a pan or a zoom from about 0.6 of per-frame painting's flicker to 0.2–0.3, for some of the finest grain
+(a stroke pattern at the pixel grid's own frequency cannot survive a sub-pixel move).
 Each session (a video, a webcam visitor) has its own Smoother.
 """
 from dataclasses import dataclass, field
@@ -33,6 +41,9 @@ import numpy as np
 FLOW_SIDE = 320          # flow is computed on grey frames scaled to at most this long side
 STEADY = 0.9             # weight of the previous steady input where the flow is trusted
 CARRY = 0.0              # weight of the previous output where the flow is trusted (blends paintings: softer)
+GLUE = 1.0               # weight of the glued canvas where it fits (Canvas)
+KEY_REFRESH = 0.8        # the output becomes the next key frame when the canvas fits less of the frame than this:
+KEY_CUT = 0.3            # ... and below this it is a new scene, so the fresh painting is taken as it is
 FEATURES = 0.5           # weight of the previous frame's network features where the flow is trusted (0.55 lifted
                          # Starry Night's texture 11 % over per-frame painting at the live size, 320 px: RESULTS.md)
 TRUST_LEVELS = 12.0      # input mismatch (0–255 levels, after warping) at which trust has fallen to e^-1
@@ -143,6 +154,132 @@ def _blend(fresh: np.ndarray, carried: np.ndarray, weight: np.ndarray) -> np.nda
     return np.clip(fresh + weight[..., None] * (carried.astype(np.float32) - fresh) + 0.5, 0, 255).astype(np.uint8)
 
 
+def band_limited_double(image: np.ndarray) -> np.ndarray:
+    """`image` (H×W×C) at twice the size, float32, by zero-padding its spectrum (mirrored at the edges first, so the
+    FFT's wrap-around does not ring). Why: a painting is resampled at a sub-pixel offset as the camera moves, and
+    bicubic interpolation between its own pixels softens its strokes (texture +54 % at half a pixel, Starry Night);
+    between the pixels of this copy it does not (+8 %, the part no resampling keeps: bench/RESULTS.md)."""
+    h, w = image.shape[:2]
+    pad = 16
+    a = np.pad(image.astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    ph, pw = a.shape[:2]
+    spectrum = np.fft.fftshift(np.fft.fft2(a, axes=(0, 1)), axes=(0, 1))
+    double = np.zeros((2 * ph, 2 * pw, a.shape[2]), np.complex64)
+    double[ph // 2:ph // 2 + ph, pw // 2:pw // 2 + pw] = spectrum
+    up = np.fft.ifft2(np.fft.ifftshift(double, axes=(0, 1)), axes=(0, 1)).real * 4
+    return np.ascontiguousarray(up[2 * pad:2 * pad + 2 * h, 2 * pad:2 * pad + 2 * w], dtype=np.float32)
+
+
+def _soft(image: np.ndarray) -> np.ndarray:
+    """Blurred a little (float32): sensor noise and one-pixel resampling differences are no mismatch."""
+    return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 1.5)
+
+
+def camera_motion(back: np.ndarray, sure: np.ndarray, step: int = 8) -> np.ndarray:
+    """The camera's motion (3×3, a similarity: shift, zoom, roll) that best explains the flow `back` (this frame →
+    the last, px of its grid) at the pixels where `sure`: RANSAC, so what moves on its own does not count.
+    Identity when the flow says nothing."""
+    h, w = back.shape[:2]
+    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    chosen = sure[ys, xs]
+    src = np.stack([xs[chosen], ys[chosen]], -1).astype(np.float32)
+    if len(src) < 8:
+        return np.eye(3)
+    fitted, _ = cv2.estimateAffinePartial2D(src, src + back[ys[chosen], xs[chosen]], method=cv2.RANSAC,
+                                            ransacReprojThreshold=1.0)
+    return np.eye(3) if fitted is None else np.vstack([fitted, [0, 0, 1]])
+
+
+def _moves_with_camera(back: np.ndarray, sure: np.ndarray, step_motion: np.ndarray) -> np.ndarray:
+    """uint8 mask of the pixels whose flow agrees with the camera's motion to half a pixel (not on moving things)."""
+    h, w = back.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+    expected = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), step_motion).reshape(h, w, 2) - grid
+    agree = (np.sum((back - expected) ** 2, -1) < 0.25) & (sure > 0)
+    return cv2.erode(agree.astype(np.uint8), np.ones((7, 7), np.uint8))
+
+
+@dataclass
+class Canvas:
+    """Strokes glued to the scene: a key frame's painting moved with the camera, where it shows this frame.
+
+    Why: the network's strokes depend on where the picture falls on its stride grid, so a moving camera re-forms
+    them every frame however its features are carried (bench/RESULTS.md). Painting once and moving the painting
+    keeps them. The camera's motion is followed frame to frame from the flow (`camera_motion`) and then aligned
+    to the key frame itself (ECC on grey frames, over the pixels that move with the camera), so errors do not add
+    up; the painting is resampled from its band-limited double (`band_limited_double`) once per frame, never
+    from an already-resampled frame. `fits` (per pixel) is whether the key frame's photo, moved the same way, shows
+    what this frame shows: what moves on its own, what the camera newly sees and a cut get the fresh painting."""
+    refresh: float = KEY_REFRESH
+    cut: float = KEY_CUT
+    _key: tuple | None = field(default=None, repr=False)   # (doubled painting, photo, grey) of the key frame
+    _motion: np.ndarray | None = field(default=None, repr=False)  # homography: this frame's grey px → the key's
+
+    def reset(self) -> None:
+        self._key = self._motion = None
+
+    def _start(self, painting: np.ndarray, frame: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        """`painting` of `frame` becomes the key frame; returns it."""
+        self._key, self._motion = (band_limited_double(painting), frame, grey), np.eye(3)
+        return painting
+
+    def _misfit(self, grey: np.ndarray, motion: np.ndarray) -> float:
+        """How far the key frame's grey, moved by `motion`, is from `grey` (mean absolute levels, inner part)."""
+        h, w = grey.shape
+        seen = cv2.warpPerspective(self._key[2], motion, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        m = max(1, min(h, w) // 10)
+        return float(np.abs(seen[m:-m, m:-m].astype(np.float32) - grey[m:-m, m:-m]).mean())
+
+    def _follow(self, grey: np.ndarray, back: np.ndarray, sure: np.ndarray) -> np.ndarray:
+        """This frame's motion to the key frame: the last one moved by the flow's `camera_motion`, then aligned to
+        the key frame by ECC; whichever of the three shows the key frame's grey best as this frame's is kept."""
+        step = camera_motion(back, sure)
+        chained = self._motion @ step
+        candidates = [chained]
+        try:  # ECC finds the warp from the key's grid to this frame's; it raises when it does not converge
+            start = np.float32(np.linalg.inv(chained))[:2]
+            _, found = cv2.findTransformECC(self._key[2], grey, start, cv2.MOTION_AFFINE,
+                                            (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4),
+                                            _moves_with_camera(back, sure, step), 5)
+            candidates.append(np.linalg.inv(np.vstack([found.astype(np.float64), [0, 0, 1]])))
+        except (cv2.error, np.linalg.LinAlgError):
+            pass
+        # a still camera is the prior: a new motion is taken only when it shows the scene better. Why: on plain
+        # or shaded surfaces the flow is noise, and a canvas following it would shake (tests/test_video.py)
+        misfits = [self._misfit(grey, m) for m in candidates]
+        if min(misfits) < 0.97 * self._misfit(grey, self._motion):
+            self._motion = candidates[int(np.argmin(misfits))]
+        return self._motion
+
+    def __call__(self, frame, grey, back, sure, painting: np.ndarray, weight: float = GLUE) -> np.ndarray:
+        """The output for `frame` (`grey`: its small grey; `back`, `sure`: its flow to the last frame on that grid
+        and where the flow is consistent, None on a first frame) given its fresh `painting`."""
+        if back is None or self._key is None or self._key[1].shape != frame.shape:
+            return self._start(painting, frame, grey)
+        h, w = frame.shape[:2]
+        to_small = np.diag([grey.shape[1] / w, grey.shape[0] / h, 1.0])
+        motion = np.linalg.inv(to_small) @ self._follow(grey, back, sure) @ to_small  # frame px → key px
+        doubled, photo, _ = self._key
+        on_double = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5], [0, 0, 1]])  # key pixel q sits at 2q + 0.5 there
+        inverse = cv2.WARP_INVERSE_MAP
+        glued = cv2.warpPerspective(doubled, on_double @ motion, (w, h), flags=cv2.INTER_CUBIC | inverse,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        seen = cv2.warpPerspective(photo, motion, (w, h), flags=cv2.INTER_CUBIC | inverse,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        inside = cv2.erode(cv2.warpPerspective(np.ones((h, w), np.float32), motion, (w, h),
+                                               flags=cv2.INTER_LINEAR | inverse, borderValue=0),
+                           np.ones((5, 5), np.uint8))
+        mismatch = _soft(np.abs(_soft(seen) - _soft(frame)).mean(axis=-1))
+        fits = cv2.GaussianBlur(inside * np.exp(-(mismatch / TRUST_LEVELS) ** 2), (0, 0), SOFTEN_PX) * inside
+        if fits.mean() < self.cut:
+            return self._start(painting, frame, grey)
+        out = _blend(painting, glued, weight * fits)
+        if fits.mean() < self.refresh:
+            self._start(out, frame, grey)
+        return out
+
+
 @dataclass
 class Smoother:
     """Paints frames in order, steadying the input, carrying the network's features (and optionally blending the
@@ -152,13 +289,16 @@ class Smoother:
     steady: float = STEADY
     carry: float = CARRY
     features: float = FEATURES
+    glue: float = GLUE
     flow_side: int = FLOW_SIDE
     _last: tuple | None = field(default=None, repr=False)  # (grey, frame, steady input, output) of the last frame
     _features: tuple | None = field(default=None, repr=False)  # (features, border, scale) the last frame painted
     _dis: object = field(default=None, repr=False)
+    _canvas: Canvas = field(default_factory=Canvas, repr=False)
 
     def reset(self) -> None:
         self._last = self._features = None
+        self._canvas.reset()
 
     def _feature_carrier(self, moved):
         """The `features` function for this frame: blends in the last frame's features along `moved` (flow back,
@@ -176,12 +316,18 @@ class Smoother:
             return f
         return carrier
 
-    def trust(self, grey: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(flow from this frame back to the last at full size, trust in [0, 1] per pixel)."""
-        last_grey, last_frame = self._last[0], self._last[1]
+    def flow(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flow from this frame back to the last, where it is consistent), on the small grey grid."""
+        last_grey = self._last[0]
         self._dis = self._dis or _dis()
-        back = flow_between(grey, last_grey, self._dis)       # this frame → last, on the small grid
-        sure = consistent(flow_between(last_grey, grey, self._dis), back) * away_from_motion_edges(back, grey)
+        back = flow_between(grey, last_grey, self._dis)
+        return back, consistent(flow_between(last_grey, grey, self._dis), back)
+
+    def trust(self, grey: np.ndarray, frame: np.ndarray, flow=None) -> tuple[np.ndarray, np.ndarray]:
+        """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s."""
+        last_frame = self._last[1]
+        back, sure = flow or self.flow(grey)
+        sure = sure * away_from_motion_edges(back, grey)
         h, w = frame.shape[:2]
         back, sure = _upscale_flow(back, h, w), cv2.resize(sure, (w, h), interpolation=cv2.INTER_LINEAR)
         mismatch = np.abs(warp(last_frame, back).astype(np.float32) - frame.astype(np.float32)).mean(axis=-1)
@@ -190,14 +336,18 @@ class Smoother:
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:
         grey = _grey(frame, self.flow_side)
-        last, moved = self._last, None
-        if last is None or last[1].shape != frame.shape or max(self.steady, self.carry, self.features) <= 0:
+        last, moved, flow = self._last, None, (None, None)
+        if last is None or last[1].shape != frame.shape or max(self.steady, self.carry, self.features,
+                                                                 self.glue) <= 0:
             steady_in = frame
         else:
-            moved = back, trust = self.trust(grey, frame)
+            flow = self.flow(grey)
+            moved = back, trust = self.trust(grey, frame, flow)
             steady_in = _blend(frame, warp(last[2], back), self.steady * trust) if self.steady > 0 else frame
         out = paint(steady_in, self._feature_carrier(moved) if self.features > 0 else None)
         if moved is not None and self.carry > 0:
             out = _blend(out, warp(last[3], moved[0]), self.carry * moved[1])
+        if self.glue > 0:
+            out = self._canvas(frame, grey, *flow, out, self.glue)
         self._last = (grey, frame, steady_in, out)
         return out

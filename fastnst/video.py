@@ -27,7 +27,7 @@ from .errors import FastNSTError, InvalidOptionError
 from .inference import _check_options as check_stills_options
 from .inference import stylize_tensor
 from .styles import Style, load_style
-from .temporal import FEATURES, STEADY, Smoother
+from .temporal import FEATURES, GLUE, STEADY, Smoother
 
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac"}  # copied as they are; anything else (Opus, Vorbis) becomes AAC
 DEMUXERS = {"mov": "mp4, mov", "matroska": "mkv, webm"}
@@ -190,7 +190,8 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
                                  f"million. Choose a smaller size or a shorter clip.")
     part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
     t0, done, last_pts = time.perf_counter(), 0, -1
-    smoother = Smoother(steady=smooth, features=FEATURES if smooth > 0 else 0.0)  # smooth 0: each frame alone
+    smoother = Smoother(steady=smooth, features=FEATURES if smooth > 0 else 0.0,  # smooth 0: each frame alone
+                        glue=GLUE if smooth > 0 else 0.0)
 
     def paint(rgb, features):
         return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, brush=brush,

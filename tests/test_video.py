@@ -156,6 +156,30 @@ def pan(frames: int, side: int = 96, step=(2.3, 0.7)):
     return clip, np.broadcast_to(np.float32(step), (side * 3 // 4, side, 2)).copy()
 
 
+def flicker(frames, flow):
+    """Each painted frame against the last, moved along the camera's exact motion (inner part)."""
+    from fastnst.temporal import warp
+
+    return np.mean([np.abs(b[8:-8, 8:-8].astype(np.float32) - warp(a, flow)[8:-8, 8:-8]).mean()
+                    for a, b in zip(frames, frames[1:])])
+
+
+def test_the_glued_canvas_follows_the_camera_and_steadies_a_pan(style):
+    from fastnst.video import paint_frame
+
+    clip, flow = pan(8, side=256)
+
+    def painted(glue):
+        smoother = Smoother(glue=glue)
+        out = [smoother(f, lambda x, carry: paint_frame(x, style, device="cpu", features=carry)) for f in clip]
+        return out, smoother._canvas._motion
+
+    glued, motion = painted(1.0)
+    assert np.allclose(motion[:2, 2], 7 * flow[0, 0], atol=0.5)  # the key frame is 7 frames of the pan away
+    assert np.allclose(motion[:2, :2], np.eye(2), atol=0.01)     # and neither zoomed nor turned
+    assert flicker(glued, flow) < 0.75 * flicker(painted(0.0)[0], flow)
+
+
 def test_the_edges_of_moving_things_are_not_trusted_but_a_pan_or_zoom_is():
     from fastnst.temporal import away_from_motion_edges
 
@@ -185,20 +209,15 @@ def test_features_are_sampled_on_the_networks_grid_where_the_frame_is():
 
 
 def test_carried_features_steady_a_moving_camera_and_a_cut_or_a_pass_without_them_starts_afresh(style):
-    from fastnst.temporal import warp
     from fastnst.video import paint_frame
 
     clip, flow = pan(6)
 
-    def painted(features):
-        smoother = Smoother(steady=0.9, features=features)
+    def painted(features):  # the features alone: the glued canvas would steady the pan on its own
+        smoother = Smoother(steady=0.9, features=features, glue=0.0)
         return [smoother(f, lambda x, carry: paint_frame(x, style, device="cpu", features=carry)) for f in clip]
 
-    def flicker(frames):  # each painted frame against the last, moved along the camera's exact motion
-        return np.mean([np.abs(b[8:-8, 8:-8].astype(np.float32) - warp(a, flow)[8:-8, 8:-8]).mean()
-                        for a, b in zip(frames, frames[1:])])
-
-    assert flicker(painted(0.65)) < 0.9 * flicker(painted(0.0))
+    assert flicker(painted(0.65), flow) < 0.9 * flicker(painted(0.0), flow)
 
     smoother, calls = Smoother(steady=0.9), []
 
