@@ -16,12 +16,13 @@ every output frame is still one painting by the network (a blend of paintings wo
                  features (1/4 size) become features + `features` × trust × (previous frame's features, moved −
                  features): the strokes' layout follows the scene, and the decoder, whose instance norms restore
                  the contrast, still paints crisp strokes from it (bicubic, so carrying does not blur them)
-    glue         the output is a canvas glued to the scene (`Canvas`): a key frame's painting, moved with the
-                 camera (a homography, followed frame to frame and aligned to the key frame itself, so it does not
-                 drift) and resampled once from a band-limited double-size copy, so its strokes neither re-form nor
-                 soften frame after frame; wherever the key frame's photo, moved the same way, does not show what
-                 this frame shows (what moves on its own, what the camera newly sees, a cut) the fresh painting
-                 comes through, and when too little of the canvas fits, the output becomes the next key frame
+    glue         while the camera moves, the output is a canvas glued to the scene (`Canvas`): a key frame's
+                 painting, moved with the camera (a similarity fitted to the flow, then aligned to the key frame
+                 itself, so it does not drift) and resampled once from a band-limited double-size copy, so its
+                 strokes neither re-form nor soften frame after frame; wherever the key frame's photo, moved the
+                 same way, does not show what this frame shows (what moves on its own, what the camera newly sees,
+                 a cut) the fresh painting comes through; what settles there is written into the key frame, and
+                 when too little of the canvas fits, the output becomes the next key frame
     carry        optionally output = painted + `carry` × trust × (previous output, moved − painted): flow-guided
                  blending of the paintings, steadier still, at the cost of the strokes' contrast (0 by default)
 
@@ -29,8 +30,9 @@ Measured in bench/temporal.py (bench/RESULTS.md): on a still scene the steady in
 of the flicker with the texture unchanged; a moving camera's flicker comes from the network itself (its strokes
 depend on where the picture falls on its stride-4 grid): carrying its features removes a further fifth of it with
 the texture unchanged, where blending the paintings for as much costs half the texture; gluing the strokes to the
-scene takes a pan or a zoom from about 0.6 of per-frame painting's flicker to 0.2–0.3, for some of the finest grain
-(a stroke pattern at the pixel grid's own frequency cannot survive a sub-pixel move).
+scene takes a pan or a zoom from about 0.6 of per-frame painting's flicker to about 0.2–0.3, for some of the finest
+grain (a pattern at the pixel grid's own frequency cannot survive a sub-pixel move). A still camera is left to the
+steady input and the features, which steady it better than a glued canvas does.
 Each session (a video, a webcam visitor) has its own Smoother.
 """
 from dataclasses import dataclass, field
@@ -44,6 +46,11 @@ CARRY = 0.0              # weight of the previous output where the flow is trust
 GLUE = 1.0               # weight of the glued canvas where it fits (Canvas)
 KEY_REFRESH = 0.8        # the output becomes the next key frame when the canvas fits less of the frame than this:
 KEY_CUT = 0.3            # ... and below this it is a new scene, so the fresh painting is taken as it is
+KEY_UPDATE_EVERY = 4     # frames between writing what has settled where the canvas did not fit into the key frame
+CAMERA_SHARE = 0.5       # a motion of the flow is the camera's when at least this share of the frame moves with it
+GLUE_SPEEDS = (0.25, 0.75)  # camera speed (px a frame at the frame's size, a running mean) from which the canvas is
+                         # glued, and at which fully: a still camera is steadied better without it (the car clip,
+                         # bench/RESULTS.md), and gluing costs time
 FEATURES = 0.5           # weight of the previous frame's network features where the flow is trusted (0.55 lifted
                          # Starry Night's texture 11 % over per-frame painting at the live size, 320 px: RESULTS.md)
 TRUST_LEVELS = 12.0      # input mismatch (0–255 levels, after warping) at which trust has fallen to e^-1
@@ -159,15 +166,17 @@ def band_limited_double(image: np.ndarray) -> np.ndarray:
     FFT's wrap-around does not ring). Why: a painting is resampled at a sub-pixel offset as the camera moves, and
     bicubic interpolation between its own pixels softens its strokes (texture +54 % at half a pixel, Starry Night);
     between the pixels of this copy it does not (+8 %, the part no resampling keeps: bench/RESULTS.md)."""
+    import torch
+
     h, w = image.shape[:2]
     pad = 16
-    a = np.pad(image.astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    ph, pw = a.shape[:2]
-    spectrum = np.fft.fftshift(np.fft.fft2(a, axes=(0, 1)), axes=(0, 1))
-    double = np.zeros((2 * ph, 2 * pw, a.shape[2]), np.complex64)
-    double[ph // 2:ph // 2 + ph, pw // 2:pw // 2 + pw] = spectrum
-    up = np.fft.ifft2(np.fft.ifftshift(double, axes=(0, 1)), axes=(0, 1)).real * 4
-    return np.ascontiguousarray(up[2 * pad:2 * pad + 2 * h, 2 * pad:2 * pad + 2 * w], dtype=np.float32)
+    mirrored = np.pad(image.astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    ph, pw = mirrored.shape[:2]
+    spectrum = torch.fft.fftshift(torch.fft.fft2(torch.from_numpy(mirrored).permute(2, 0, 1)), dim=(-2, -1))
+    double = torch.zeros((spectrum.shape[0], 2 * ph, 2 * pw), dtype=spectrum.dtype)
+    double[:, ph // 2:ph // 2 + ph, pw // 2:pw // 2 + pw] = spectrum
+    up = torch.fft.ifft2(torch.fft.ifftshift(double, dim=(-2, -1))).real * 4
+    return np.ascontiguousarray(up[:, 2 * pad:2 * pad + 2 * h, 2 * pad:2 * pad + 2 * w].permute(1, 2, 0).numpy())
 
 
 def _soft(image: np.ndarray) -> np.ndarray:
@@ -175,33 +184,42 @@ def _soft(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 1.5)
 
 
-def camera_motion(back: np.ndarray, sure: np.ndarray, step: int = 8) -> np.ndarray:
+def camera_motion(back: np.ndarray, sure: np.ndarray, step: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """The camera's motion (3×3, a similarity: shift, zoom, roll) that best explains the flow `back` (this frame →
-    the last, px of its grid) at the pixels where `sure`: RANSAC, so what moves on its own does not count.
-    Identity when the flow says nothing."""
+    the last, px of its grid) at the pixels where `sure` (least median of squares, so what moves on its own does
+    not count), and the uint8 mask of the pixels that move with it. Identity (still) when it explains less than
+    CAMERA_SHARE of the frame: two large cars driving over plain asphalt drag DIS flow along with them, and a fit
+    to that flow took their motion for the camera's (the car clip, frames 200-215: 1-14 % of the frame agreed)."""
     h, w = back.shape[:2]
     ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
     chosen = sure[ys, xs]
     src = np.stack([xs[chosen], ys[chosen]], -1).astype(np.float32)
-    if len(src) < 8:
-        return np.eye(3)
-    fitted, _ = cv2.estimateAffinePartial2D(src, src + back[ys[chosen], xs[chosen]], method=cv2.RANSAC,
-                                            ransacReprojThreshold=1.0)
-    return np.eye(3) if fitted is None else np.vstack([fitted, [0, 0, 1]])
-
-
-def _moves_with_camera(back: np.ndarray, sure: np.ndarray, step_motion: np.ndarray) -> np.ndarray:
-    """uint8 mask of the pixels whose flow agrees with the camera's motion to half a pixel (not on moving things)."""
-    h, w = back.shape[:2]
+    fitted = None
+    if len(src) >= 8:
+        fitted, _ = cv2.estimateAffinePartial2D(src, src + back[ys[chosen], xs[chosen]], method=cv2.LMEDS)
+    motion = np.eye(3) if fitted is None else np.vstack([fitted, [0, 0, 1]])
     grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
-    expected = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), step_motion).reshape(h, w, 2) - grid
+    expected = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), motion).reshape(h, w, 2) - grid
     agree = (np.sum((back - expected) ** 2, -1) < 0.25) & (sure > 0)
-    return cv2.erode(agree.astype(np.uint8), np.ones((7, 7), np.uint8))
+    if agree.mean() < CAMERA_SHARE:
+        motion, agree = np.eye(3), (np.sum(back ** 2, -1) < 0.25) & (sure > 0)
+    return motion, cv2.erode(agree.astype(np.uint8), np.ones((7, 7), np.uint8))
+
+
+def _misfit(reference: np.ndarray, grey: np.ndarray, motion: np.ndarray) -> float:
+    """How far the grey `reference`, moved by `motion` (grey's px → reference px), is from `grey` (mean absolute
+    levels over the inner part, where the motion moves nothing in from outside)."""
+    h, w = grey.shape
+    seen = cv2.warpPerspective(reference, motion, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+    m = max(1, min(h, w) // 10)
+    return float(np.abs(seen[m:-m, m:-m].astype(np.float32) - grey[m:-m, m:-m]).mean())
 
 
 @dataclass
 class Canvas:
-    """Strokes glued to the scene: a key frame's painting moved with the camera, where it shows this frame.
+    """Strokes glued to the scene: a key frame's painting moved with the camera, where it shows this frame, while
+    the camera moves (`glue`).
 
     Why: the network's strokes depend on where the picture falls on its stride grid, so a moving camera re-forms
     them every frame however its features are carried (bench/RESULTS.md). Painting once and moving the painting
@@ -212,55 +230,82 @@ class Canvas:
     what this frame shows: what moves on its own, what the camera newly sees and a cut get the fresh painting."""
     refresh: float = KEY_REFRESH
     cut: float = KEY_CUT
-    _key: tuple | None = field(default=None, repr=False)   # (doubled painting, photo, grey) of the key frame
+    update_every: int = KEY_UPDATE_EVERY
+    _key: tuple | None = field(default=None, repr=False)   # (doubled painting, photo, grey, painting) of the key
     _motion: np.ndarray | None = field(default=None, repr=False)  # homography: this frame's grey px → the key's
+    _last: tuple | None = field(default=None, repr=False)  # (frame, its motion, frames since the key's update)
+    _speed: float = field(default=0.0, repr=False)
 
     def reset(self) -> None:
-        self._key = self._motion = None
+        self._key = self._motion = self._last = None
+        self._speed = 0.0
+
+    def glue(self, frame: np.ndarray, grey: np.ndarray, step: np.ndarray) -> float:
+        """How much of the canvas to show, from the camera's running speed (`step`: its motion since the last
+        frame, on the grey grid): 0 for a still camera, 1 from GLUE_SPEEDS[1] px a frame."""
+        h, w = grey.shape
+        corners = np.float32([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]]).reshape(-1, 1, 2)
+        moved = float(np.abs(cv2.perspectiveTransform(corners, step) - corners).max()) * frame.shape[1] / w
+        self._speed = 0.7 * self._speed + 0.3 * moved
+        slow, fast = GLUE_SPEEDS
+        return float(np.clip((self._speed - slow) / (fast - slow), 0.0, 1.0))
 
     def _start(self, painting: np.ndarray, frame: np.ndarray, grey: np.ndarray) -> np.ndarray:
         """`painting` of `frame` becomes the key frame; returns it."""
-        self._key, self._motion = (band_limited_double(painting), frame, grey), np.eye(3)
+        self._key, self._motion = (band_limited_double(painting), frame, grey, painting), np.eye(3)
+        self._last = None
         return painting
 
-    def _misfit(self, grey: np.ndarray, motion: np.ndarray) -> float:
-        """How far the key frame's grey, moved by `motion`, is from `grey` (mean absolute levels, inner part)."""
-        h, w = grey.shape
-        seen = cv2.warpPerspective(self._key[2], motion, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REPLICATE)
-        m = max(1, min(h, w) // 10)
-        return float(np.abs(seen[m:-m, m:-m].astype(np.float32) - grey[m:-m, m:-m]).mean())
+    def _update(self, out: np.ndarray, frame: np.ndarray, motion: np.ndarray, share: np.ndarray) -> None:
+        """Write `out` and `frame` into the key frame by `share` (per pixel of this frame): what the camera saw
+        settle where the key frame no longer fits (the road behind a car that drove on) is glued from now on,
+        rather than painted afresh every frame until the next key frame."""
+        _, photo, grey, painting = self._key
+        h, w = frame.shape[:2]
 
-    def _follow(self, grey: np.ndarray, back: np.ndarray, sure: np.ndarray) -> np.ndarray:
-        """This frame's motion to the key frame: the last one moved by the flow's `camera_motion`, then aligned to
-        the key frame by ECC; whichever of the three shows the key frame's grey best as this frame's is kept."""
-        step = camera_motion(back, sure)
+        def into_key(image, how):  # key(q) = image(motion⁻¹ q)
+            return cv2.warpPerspective(image, motion, (w, h), flags=how, borderMode=cv2.BORDER_CONSTANT)
+        share = into_key(share, cv2.INTER_LINEAR)
+        painting = _blend(painting, into_key(out, cv2.INTER_CUBIC), share)
+        photo = _blend(photo, into_key(frame, cv2.INTER_CUBIC), share)
+        self._key = (band_limited_double(painting), photo, _grey(photo, max(grey.shape)), painting)
+
+    def _follow(self, grey: np.ndarray, step: np.ndarray, moving: np.ndarray) -> np.ndarray:
+        """This frame's motion to the key frame: the last one moved by `step` (the flow's `camera_motion`), then
+        aligned to the key frame by ECC over the pixels `moving` with the camera; whichever of the three shows the
+        key frame's grey best is kept."""
         chained = self._motion @ step
         candidates = [chained]
         try:  # ECC finds the warp from the key's grid to this frame's; it raises when it does not converge
             start = np.float32(np.linalg.inv(chained))[:2]
             _, found = cv2.findTransformECC(self._key[2], grey, start, cv2.MOTION_AFFINE,
                                             (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4),
-                                            _moves_with_camera(back, sure, step), 5)
+                                            moving, 5)
             candidates.append(np.linalg.inv(np.vstack([found.astype(np.float64), [0, 0, 1]])))
         except (cv2.error, np.linalg.LinAlgError):
             pass
         # a still camera is the prior: a new motion is taken only when it shows the scene better. Why: on plain
         # or shaded surfaces the flow is noise, and a canvas following it would shake (tests/test_video.py)
-        misfits = [self._misfit(grey, m) for m in candidates]
-        if min(misfits) < 0.97 * self._misfit(grey, self._motion):
+        misfits = [_misfit(self._key[2], grey, m) for m in candidates]
+        if min(misfits) < 0.97 * _misfit(self._key[2], grey, self._motion):
             self._motion = candidates[int(np.argmin(misfits))]
         return self._motion
 
     def __call__(self, frame, grey, back, sure, painting: np.ndarray, weight: float = GLUE) -> np.ndarray:
         """The output for `frame` (`grey`: its small grey; `back`, `sure`: its flow to the last frame on that grid
         and where the flow is consistent, None on a first frame) given its fresh `painting`."""
-        if back is None or self._key is None or self._key[1].shape != frame.shape:
-            return self._start(painting, frame, grey)
+        if back is None:
+            self.reset()
+            return painting
+        step, moving = camera_motion(back, sure)
+        weight *= self.glue(frame, grey, step)
+        if weight <= 0 or self._key is None or self._key[1].shape != frame.shape:
+            self._key = None  # nothing glued yet: the next key frame is taken when the camera moves
+            return painting if weight <= 0 else self._start(painting, frame, grey)
         h, w = frame.shape[:2]
         to_small = np.diag([grey.shape[1] / w, grey.shape[0] / h, 1.0])
-        motion = np.linalg.inv(to_small) @ self._follow(grey, back, sure) @ to_small  # frame px → key px
-        doubled, photo, _ = self._key
+        motion = np.linalg.inv(to_small) @ self._follow(grey, step, moving) @ to_small  # frame px → key px
+        doubled, photo = self._key[:2]
         on_double = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5], [0, 0, 1]])  # key pixel q sits at 2q + 0.5 there
         inverse = cv2.WARP_INVERSE_MAP
         glued = cv2.warpPerspective(doubled, on_double @ motion, (w, h), flags=cv2.INTER_CUBIC | inverse,
@@ -277,6 +322,19 @@ class Canvas:
         out = _blend(painting, glued, weight * fits)
         if fits.mean() < self.refresh:
             self._start(out, frame, grey)
+            return out
+        # what did not fit but has settled (this frame shows what the last showed, moved with the camera) is
+        # written into the key frame every few frames
+        last_frame, last_motion, frames = self._last or (None, None, 0)
+        if last_frame is not None and frames + 1 >= self.update_every:
+            before = cv2.warpPerspective(last_frame, np.linalg.inv(last_motion) @ motion, (w, h),
+                                         flags=cv2.INTER_LINEAR | inverse, borderMode=cv2.BORDER_REPLICATE)
+            still = np.exp(-(_soft(np.abs(_soft(before) - _soft(frame)).mean(axis=-1)) / TRUST_LEVELS) ** 2)
+            settled = (1.0 - fits) * still * inside
+            if settled.max() > 0.5:
+                self._update(out, frame, motion, settled)
+                frames = -1
+        self._last = (frame, motion, frames + 1)
         return out
 
 
