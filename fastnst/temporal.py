@@ -232,7 +232,7 @@ class Canvas:
     cut: float = KEY_CUT
     update_every: int = KEY_UPDATE_EVERY
     _key: tuple | None = field(default=None, repr=False)   # (doubled painting, photo, grey, painting) of the key
-    _motion: np.ndarray | None = field(default=None, repr=False)  # homography: this frame's grey px → the key's
+    _motion: np.ndarray | None = field(default=None, repr=False)  # 3×3: this frame's grey px → the key's
     _last: tuple | None = field(default=None, repr=False)  # (frame, its motion, frames since the key's update)
     _speed: float = field(default=0.0, repr=False)
 
