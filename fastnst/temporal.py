@@ -47,6 +47,7 @@ GLUE = 1.0               # weight of the glued canvas where it fits (Canvas)
 KEY_REFRESH = 0.8        # the output becomes the next key frame when the canvas fits less of the frame than this:
 KEY_CUT = 0.3            # ... and below this it is a new scene, so the fresh painting is taken as it is
 KEY_UPDATE_EVERY = 4     # frames between writing what has settled where the canvas did not fit into the key frame
+GLUE_SOFTEN_PX = 4       # the glued canvas's edge is blurred this much (σ), inside where the canvas fits
 CAMERA_SHARE = 0.5       # a motion of the flow is the camera's when at least this share of the frame moves with it
 GLUE_SPEEDS = (0.25, 0.75)  # camera speed (px a frame at the frame's size, a running mean) from which the canvas is
                          # glued, and at which fully: a still camera is steadied better without it (the car clip,
@@ -256,19 +257,21 @@ class Canvas:
         self._last = None
         return painting
 
-    def _update(self, out: np.ndarray, frame: np.ndarray, motion: np.ndarray, share: np.ndarray) -> None:
-        """Write `out` and `frame` into the key frame by `share` (per pixel of this frame): what the camera saw
-        settle where the key frame no longer fits (the road behind a car that drove on) is glued from now on,
-        rather than painted afresh every frame until the next key frame."""
-        _, photo, grey, painting = self._key
+    def _update(self, painting: np.ndarray, frame: np.ndarray, motion: np.ndarray, share: np.ndarray) -> None:
+        """Write this frame's fresh `painting` and `frame` into the key frame by `share` (per pixel of this frame):
+        what the camera saw settle where the key frame no longer fits (the road behind a car that drove on) is glued
+        from now on, rather than painted afresh every frame until the next key frame. The fresh painting, not the
+        output: the output there may hold some of what the photo no longer shows, and the key's photo would then
+        vouch for a ghost."""
+        _, photo, grey, key_painting = self._key
         h, w = frame.shape[:2]
 
         def into_key(image, how):  # key(q) = image(motion⁻¹ q)
             return cv2.warpPerspective(image, motion, (w, h), flags=how, borderMode=cv2.BORDER_CONSTANT)
         share = into_key(share, cv2.INTER_LINEAR)
-        painting = _blend(painting, into_key(out, cv2.INTER_CUBIC), share)
+        key_painting = _blend(key_painting, into_key(painting, cv2.INTER_CUBIC), share)
         photo = _blend(photo, into_key(frame, cv2.INTER_CUBIC), share)
-        self._key = (band_limited_double(painting), photo, _grey(photo, max(grey.shape)), painting)
+        self._key = (band_limited_double(key_painting), photo, _grey(photo, max(grey.shape)), key_painting)
 
     def _follow(self, grey: np.ndarray, step: np.ndarray, moving: np.ndarray) -> np.ndarray:
         """This frame's motion to the key frame: the last one moved by `step` (the flow's `camera_motion`), then
@@ -316,7 +319,11 @@ class Canvas:
                                                flags=cv2.INTER_LINEAR | inverse, borderValue=0),
                            np.ones((5, 5), np.uint8))
         mismatch = _soft(np.abs(_soft(seen) - _soft(frame)).mean(axis=-1))
-        fits = cv2.GaussianBlur(inside * np.exp(-(mismatch / TRUST_LEVELS) ** 2), (0, 0), SOFTEN_PX) * inside
+        # softened (no seam) only after it is narrowed by as much: blurred as it was, the trust reached into what
+        # had moved, and a card crossing a pan left faded copies of itself behind (tests/test_video.py)
+        fits = np.exp(-(mismatch / TRUST_LEVELS) ** 2) * inside
+        fits = cv2.GaussianBlur(cv2.erode(fits, np.ones((4 * GLUE_SOFTEN_PX + 1,) * 2, np.uint8)), (0, 0),
+                                GLUE_SOFTEN_PX) * inside
         if fits.mean() < self.cut:
             return self._start(painting, frame, grey)
         out = _blend(painting, glued, weight * fits)
@@ -330,9 +337,10 @@ class Canvas:
             before = cv2.warpPerspective(last_frame, np.linalg.inv(last_motion) @ motion, (w, h),
                                          flags=cv2.INTER_LINEAR | inverse, borderMode=cv2.BORDER_REPLICATE)
             still = np.exp(-(_soft(np.abs(_soft(before) - _soft(frame)).mean(axis=-1)) / TRUST_LEVELS) ** 2)
-            settled = (1.0 - fits) * still * inside
-            if settled.max() > 0.5:
-                self._update(out, frame, motion, settled)
+            settled = (1.0 - fits) * still * inside > 0.25
+            if settled.any():  # written whole: a share of it left a faded ghost of what had moved on (a cat
+                # moving across a pan, looked at), which the next frames then half trusted
+                self._update(painting, frame, motion, cv2.GaussianBlur(settled.astype(np.float32), (0, 0), 2) * inside)
                 frames = -1
         self._last = (frame, motion, frames + 1)
         return out

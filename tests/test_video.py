@@ -180,6 +180,22 @@ def test_the_glued_canvas_follows_the_camera_and_steadies_a_pan(style):
     assert flicker(glued, flow) < 0.75 * flicker(painted(0.0)[0], flow)
 
 
+def test_nothing_ghosts_where_a_moving_thing_was_when_the_canvas_was_glued():
+    clip, _ = pan(14, side=256)
+    for t, frame in enumerate(clip):
+        frame[80:116, 10 + 6 * t:58 + 6 * t] = (230, 0, 0)  # a red card crossing the pan on its own, 6 px a frame
+    was = np.s_[84:112, 2:40]  # where the card was while the canvas was glued, the camera's pan taken off
+
+    def error_where_it_was(glue):  # against the last frame's own "painting" (one that is not the photo)
+        smoother = Smoother(glue=glue)
+        out = [smoother(frame, lambda x, _: 255 - x) for frame in clip]
+        assert (smoother._canvas._key is not None) == (glue > 0)
+        return np.abs(out[-1][was].astype(int) - (255 - clip[-1][was])).mean()
+
+    # the path without the canvas leaves a faint trail (the steady input); faded copies of the card were 10 more
+    assert error_where_it_was(1.0) < error_where_it_was(0.0) + 3
+
+
 def test_the_camera_is_what_most_of_the_frame_does_not_a_large_moving_thing():
     from fastnst.temporal import camera_motion
 
