@@ -185,6 +185,11 @@ def _soft(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(image.astype(np.float32), (0, 0), 1.5)
 
 
+def _shows_the_same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel, in [0, 1]: whether RGB frames `a` and `b` show the same thing (e^-1 at TRUST_LEVELS apart)."""
+    return np.exp(-(_soft(np.abs(_soft(a) - _soft(b)).mean(axis=-1)) / TRUST_LEVELS) ** 2)
+
+
 def camera_motion(back: np.ndarray, sure: np.ndarray, step: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """The camera's motion (3×3, a similarity: shift, zoom, roll) that best explains the flow `back` (this frame →
     the last, px of its grid) at the pixels where `sure` (least median of squares, so what moves on its own does
@@ -318,10 +323,9 @@ class Canvas:
         inside = cv2.erode(cv2.warpPerspective(np.ones((h, w), np.float32), motion, (w, h),
                                                flags=cv2.INTER_LINEAR | inverse, borderValue=0),
                            np.ones((5, 5), np.uint8))
-        mismatch = _soft(np.abs(_soft(seen) - _soft(frame)).mean(axis=-1))
         # softened (no seam) only after it is narrowed by as much: blurred as it was, the trust reached into what
         # had moved, and a card crossing a pan left faded copies of itself behind (tests/test_video.py)
-        fits = np.exp(-(mismatch / TRUST_LEVELS) ** 2) * inside
+        fits = _shows_the_same(seen, frame) * inside
         fits = cv2.GaussianBlur(cv2.erode(fits, np.ones((4 * GLUE_SOFTEN_PX + 1,) * 2, np.uint8)), (0, 0),
                                 GLUE_SOFTEN_PX) * inside
         if fits.mean() < self.cut:
@@ -336,8 +340,7 @@ class Canvas:
         if last_frame is not None and frames + 1 >= self.update_every:
             before = cv2.warpPerspective(last_frame, np.linalg.inv(last_motion) @ motion, (w, h),
                                          flags=cv2.INTER_LINEAR | inverse, borderMode=cv2.BORDER_REPLICATE)
-            still = np.exp(-(_soft(np.abs(_soft(before) - _soft(frame)).mean(axis=-1)) / TRUST_LEVELS) ** 2)
-            settled = (1.0 - fits) * still * inside > 0.25
+            settled = (1.0 - fits) * _shows_the_same(before, frame) * inside > 0.25
             if settled.any():  # written whole: a share of it left a faded ghost of what had moved on (a cat
                 # moving across a pan, looked at), which the next frames then half trusted
                 self._update(painting, frame, motion, cv2.GaussianBlur(settled.astype(np.float32), (0, 0), 2) * inside)
@@ -389,10 +392,10 @@ class Smoother:
         back = flow_between(grey, last_grey, self._dis)
         return back, consistent(flow_between(last_grey, grey, self._dis), back)
 
-    def trust(self, grey: np.ndarray, frame: np.ndarray, flow=None) -> tuple[np.ndarray, np.ndarray]:
+    def trust(self, grey: np.ndarray, frame: np.ndarray, flow: tuple) -> tuple[np.ndarray, np.ndarray]:
         """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s."""
         last_frame = self._last[1]
-        back, sure = flow or self.flow(grey)
+        back, sure = flow
         sure = sure * away_from_motion_edges(back, grey)
         h, w = frame.shape[:2]
         back, sure = _upscale_flow(back, h, w), cv2.resize(sure, (w, h), interpolation=cv2.INTER_LINEAR)
