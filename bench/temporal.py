@@ -9,8 +9,9 @@ Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t alon
 absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
 for the synthetic clips — a camera pan (1.3, 0.4 px a frame) and a zoom (0.6 % a frame) rendered over the CC0
 photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips (../shared/data/video, first
-`--frames` frames) it is DIS flow on the input with a forward-backward occlusion check. The input's own error
-is printed too: it is the floor. For each style and clip:
+`--frames` frames) it is DIS flow on the input with a forward-backward occlusion check, taken as no motion
+wherever no motion explains the input better (`or_still`; `--dis-only`: DIS flow alone, the bench before
+2026-12-05's fourth session). The input's own error is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
 - shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry:features:glue
   (left-out values are 0: a steady:carry pair is the path before 2026-12-03's third session, a triple the path
@@ -97,8 +98,20 @@ def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0
     return film(camera_canvas(photo, side), kind, frames, side, seed=seed)
 
 
-def real_clip(path: Path, frames: int, side: int):
-    """The first `frames` frames, scaled to `side`, with DIS flow t → t−1 and a forward-backward mask."""
+def or_still(back: np.ndarray, frame: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """`back` (flow `frame` → `last`), per pixel, or no motion where that explains `frame` better (mean absolute
+    difference, blurred σ 2 px). Why: at the key frames of a tripod clip the input changes by compression alone, DIS
+    fits up to 3 px of motion to it, and warping along that flow a painted frame that did not change at all scored
+    4.75 levels of "flicker" (one-by-one-person-detection, frames 10 and 20; bench/RESULTS.md). Chosen on the input
+    only, so both paths are measured along the same motion, and the input's own error can only fall."""
+    moved = cv2.GaussianBlur(np.abs(frame.astype(np.float32) - warp(last, back)).mean(-1), (0, 0), 2)
+    unmoved = cv2.GaussianBlur(np.abs(frame.astype(np.float32) - last).mean(-1), (0, 0), 2)
+    return np.where((unmoved < moved)[..., None], np.float32(0), back)
+
+
+def real_clip(path: Path, frames: int, side: int, dis_only: bool = False):
+    """The first `frames` frames, scaled to `side`, with flow t → t−1 (DIS, `or_still`) and a forward-backward
+    mask."""
     import av
     clip = []
     with av.open(str(path)) as container:
@@ -114,7 +127,7 @@ def real_clip(path: Path, frames: int, side: int):
     flows, masks = [None], [None]
     for t in range(1, len(clip)):
         back, fwd = flow_between(grey[t], grey[t - 1], dis), flow_between(grey[t - 1], grey[t], dis)
-        flows.append(back)
+        flows.append(back if dis_only else or_still(back, clip[t], clip[t - 1]))
         masks.append(consistent(fwd, back))
     return clip, flows, masks
 
@@ -176,6 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}",
                    help="comma-separated steady:carry:features:glue of fastnst.temporal.Smoother (values left out "
                         "are 0; default: the shipped one)")
+    p.add_argument("--dis-only", action="store_true",
+                   help="the real clips' motion: DIS flow alone, never no motion (the bench's before 2026-12-05)")
     p.add_argument("--variant", default="light")
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights-dir", default=str(SHARED / "weights"))
@@ -199,7 +214,7 @@ def main(argv=None) -> int:
             if not path.is_file():
                 log(f"{name}: skipped: {path} is not here")
                 continue
-            clips[name] = (*real_clip(path, args.frames, args.side), False)
+            clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
           f"per setting (steady:carry:features:glue): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2

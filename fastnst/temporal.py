@@ -5,7 +5,9 @@ blocks on a still scene become strokes that swap from frame to frame. `Smoother`
 every output frame is still one painting by the network (a blend of paintings would average their strokes away):
 
     flow         DIS optical flow (OpenCV, real-time on a CPU) from this frame back to the previous one, on grey
-                 frames at most FLOW_SIDE px long (flow is smooth, and small is fast)
+                 frames at most FLOW_SIDE px long (flow is smooth, and small is fast); while the camera is still
+                 (`camera_motion`), no motion wherever no motion explains the frame as well (`still`: DIS fits
+                 motion to sensor noise and compression, and drags a plain wall along with a person walking by)
     trust        per pixel, whether the previous frame, moved along that flow, shows the same thing: a forward-
                  backward check of the flow (occlusions, wrong flow), the edges of moving things (where the flow
                  drags the background along) and a photometric check (a cut, a new object); where it fails the
@@ -63,6 +65,8 @@ BOUNDARY_PX = 8          # widened by this many px (at FLOW_SIDE; 5× as far fro
 EDGE_LEVELS = 8.0        # an edge of the picture: grey changing by this many levels a px (flow scale)
 SOFTEN_PX = 8.0          # trust is blurred this much: a sharp line between steadied and fresh input is painted as
                          # a seam in the strokes, left behind along a moving object's path (looked at: car clip)
+STILL_LEVELS = 0.5       # while the camera is still, the flow counts as no motion where no motion explains the
+                         # frame within this many grey levels (blurred) as well as the flow does: `still`
 
 
 def _grey(frame: np.ndarray, side: int) -> np.ndarray:
@@ -114,6 +118,19 @@ def away_from_motion_edges(flow: np.ndarray, grey: np.ndarray) -> np.ndarray:
     slope = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8
     near_edge = cv2.dilate((slope > EDGE_LEVELS).astype(np.float32), np.ones((5 * px, 5 * px), np.uint8))
     return 1.0 - near_edge * (1.0 - np.exp(-(change / BOUNDARY) ** 2))
+
+
+def still(back: np.ndarray, grey: np.ndarray, last_grey: np.ndarray) -> np.ndarray:
+    """Where no motion explains this frame about as well as the flow `back` (this frame → the last, on the grey
+    grid) does (STILL_LEVELS): a boolean mask; for a still camera. Why: there DIS flow is fitted to sensor noise and
+    compression — at a key frame of a tripod clip it moved the scene by up to 1 px, next to a walking person it
+    dragged the plain wall along — and steadying along it resampled the input where nothing had moved, which the
+    network paints as strokes that re-form (bench/RESULTS.md). Not while the camera moves: on a slow pan no motion
+    explains smooth parts of the scene about as well too, and they would lag."""
+    g, last = np.float32(grey), np.float32(last_grey)
+    moved = cv2.GaussianBlur(np.abs(g - warp(last, back)), (0, 0), 1.5)
+    unmoved = cv2.GaussianBlur(np.abs(g - last), (0, 0), 1.5)
+    return unmoved <= moved + STILL_LEVELS
 
 
 def _upscale_flow(flow: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -212,6 +229,14 @@ def camera_motion(back: np.ndarray, sure: np.ndarray, step: int = 8) -> tuple[np
     return motion, cv2.erode(agree.astype(np.uint8), np.ones((7, 7), np.uint8))
 
 
+def camera_speed(step: np.ndarray, grey_shape: tuple, width: int) -> float:
+    """How far the camera's motion `step` (3×3, on a grey grid of `grey_shape`) moves the frame's corners, in px of
+    a frame `width` px wide."""
+    h, w = grey_shape
+    corners = np.float32([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]]).reshape(-1, 1, 2)
+    return float(np.abs(cv2.perspectiveTransform(corners, step) - corners).max()) * width / w
+
+
 def _misfit(reference: np.ndarray, grey: np.ndarray, motion: np.ndarray) -> float:
     """How far the grey `reference`, moved by `motion` (grey's px → reference px), is from `grey` (mean absolute
     levels over the inner part, where the motion moves nothing in from outside)."""
@@ -249,10 +274,7 @@ class Canvas:
     def glue(self, frame: np.ndarray, grey: np.ndarray, step: np.ndarray) -> float:
         """How much of the canvas to show, from the camera's running speed (`step`: its motion since the last
         frame, on the grey grid): 0 for a still camera, 1 from GLUE_SPEEDS[1] px a frame."""
-        h, w = grey.shape
-        corners = np.float32([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]]).reshape(-1, 1, 2)
-        moved = float(np.abs(cv2.perspectiveTransform(corners, step) - corners).max()) * frame.shape[1] / w
-        self._speed = 0.7 * self._speed + 0.3 * moved
+        self._speed = 0.7 * self._speed + 0.3 * camera_speed(step, grey.shape, frame.shape[1])
         slow, fast = GLUE_SPEEDS
         return float(np.clip((self._speed - slow) / (fast - slow), 0.0, 1.0))
 
@@ -299,13 +321,13 @@ class Canvas:
             self._motion = candidates[int(np.argmin(misfits))]
         return self._motion
 
-    def __call__(self, frame, grey, back, sure, painting: np.ndarray, weight: float = GLUE) -> np.ndarray:
-        """The output for `frame` (`grey`: its small grey; `back`, `sure`: its flow to the last frame on that grid
-        and where the flow is consistent, None on a first frame) given its fresh `painting`."""
-        if back is None:
+    def __call__(self, frame, grey, camera, painting: np.ndarray, weight: float = GLUE) -> np.ndarray:
+        """The output for `frame` (`grey`: its small grey; `camera`: `camera_motion` of its flow to the last frame
+        on that grid, None on a first frame) given its fresh `painting`."""
+        if camera is None:
             self.reset()
             return painting
-        step, moving = camera_motion(back, sure)
+        step, moving = camera
         weight *= self.glue(frame, grey, step)
         if weight <= 0 or self._key is None or self._key[1].shape != frame.shape:
             self._key = None  # nothing glued yet: the next key frame is taken when the camera moves
@@ -392,11 +414,15 @@ class Smoother:
         back = flow_between(grey, last_grey, self._dis)
         return back, consistent(flow_between(last_grey, grey, self._dis), back)
 
-    def trust(self, grey: np.ndarray, frame: np.ndarray, flow: tuple) -> tuple[np.ndarray, np.ndarray]:
+    def trust(self, grey: np.ndarray, frame: np.ndarray, flow: tuple, still_camera: bool) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
         """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s."""
-        last_frame = self._last[1]
+        last_grey, last_frame = self._last[:2]
         back, sure = flow
         sure = sure * away_from_motion_edges(back, grey)
+        if still_camera:  # where nothing moved, only the photometric check below is asked: the flow's own checks
+            unmoved = still(back, grey, last_grey)  # are of a flow that is not used there
+            back, sure = np.where(unmoved[..., None], np.float32(0), back), np.where(unmoved, np.float32(1), sure)
         h, w = frame.shape[:2]
         back, sure = _upscale_flow(back, h, w), cv2.resize(sure, (w, h), interpolation=cv2.INTER_LINEAR)
         mismatch = np.abs(warp(last_frame, back).astype(np.float32) - frame.astype(np.float32)).mean(axis=-1)
@@ -405,18 +431,20 @@ class Smoother:
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:
         grey = _grey(frame, self.flow_side)
-        last, moved, flow = self._last, None, (None, None)
+        last, moved, camera = self._last, None, None
         if last is None or last[1].shape != frame.shape or max(self.steady, self.carry, self.features,
                                                                  self.glue) <= 0:
             steady_in = frame
         else:
             flow = self.flow(grey)
-            moved = back, trust = self.trust(grey, frame, flow)
+            camera = camera_motion(*flow)
+            still_camera = camera_speed(camera[0], grey.shape, frame.shape[1]) < GLUE_SPEEDS[0]
+            moved = back, trust = self.trust(grey, frame, flow, still_camera)
             steady_in = _blend(frame, warp(last[2], back), self.steady * trust) if self.steady > 0 else frame
         out = paint(steady_in, self._feature_carrier(moved) if self.features > 0 else None)
         if moved is not None and self.carry > 0:
             out = _blend(out, warp(last[3], moved[0]), self.carry * moved[1])
         if self.glue > 0:
-            out = self._canvas(frame, grey, *flow, out, self.glue)
+            out = self._canvas(frame, grey, camera, out, self.glue)
         self._last = (grey, frame, steady_in, out)
         return out

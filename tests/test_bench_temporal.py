@@ -27,6 +27,17 @@ def test_the_synthetic_pan_and_zoom_carry_their_exact_motion():
         assert moved < 1.1 * floor and still > 1.1 * moved, (kind, moved, still)
 
 
+def test_the_real_clips_motion_is_no_motion_where_that_explains_the_input_better():
+    """A flow fitted to noise on a still frame is dropped; a pan's real motion is kept where the picture has detail."""
+    bench = _bench()
+    clip, flows, _ = bench.synthetic_clip(ROOT / "examples" / "rocket.jpg", "pan", 2, 160)
+    kept = bench.or_still(flows[1], clip[1], clip[0])
+    assert np.array_equal(kept != 0, np.broadcast_to((kept != 0).any(-1, keepdims=True), kept.shape))
+    assert (kept != 0).any(-1).mean() > 0.5
+    noise = np.random.default_rng(0).normal(0, 0.5, flows[1].shape).astype(np.float32)
+    assert (bench.or_still(noise, clip[0], clip[0]) == 0).all()  # the same frame: nothing moved
+
+
 def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_data, tmp_path, capsys):
     strip = tmp_path / "strip.jpg"
     assert _bench().main(["--styles", "starry-night", "--clips", "pan", "--frames", "5", "--side", "128",
