@@ -109,13 +109,15 @@ def or_still(back: np.ndarray, frame: np.ndarray, last: np.ndarray) -> np.ndarra
     return np.where((unmoved < moved)[..., None], np.float32(0), back)
 
 
-def real_clip(path: Path, frames: int, side: int, dis_only: bool = False):
-    """The first `frames` frames, scaled to `side`, with flow t → t−1 (DIS, `or_still`) and a forward-backward
-    mask."""
+def real_clip(path: Path, frames: int, side: int, dis_only: bool = False, start: int = 0):
+    """`frames` frames from frame `start`, scaled to `side`, with flow t → t−1 (DIS, `or_still`) and a
+    forward-backward mask."""
     import av
     clip = []
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
+        for index, frame in enumerate(container.decode(video=0)):
+            if index < start:
+                continue
             rgb = frame.to_ndarray(format="rgb24")
             scale = side / max(rgb.shape[:2])
             clip.append(cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
@@ -182,7 +184,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", default="starry-night,the-scream,great-wave")
     p.add_argument("--clips", default="pan,zoom,car-detection",
-                   help="pan, zoom (synthetic, over --photo) and/or names of files in ../shared/data/video")
+                   help="pan, zoom (synthetic, over --photo) and/or names of files in ../shared/data/video, each "
+                        "from its first frame or, as NAME@N, from frame N (where people walk: "
+                        "one-by-one-person-detection@60, cars drive: car-detection@180)")
     p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
@@ -210,11 +214,12 @@ def main(argv=None) -> int:
             canvas = camera_canvas(Path(args.photo), args.side) if canvas is None else canvas
             clips[name] = (*film(canvas, name, args.frames, args.side), True)
         else:
-            path = VIDEOS / (name if name.endswith(".mp4") else f"{name}.mp4")
+            file, _, start = name.partition("@")
+            path = VIDEOS / (file if file.endswith(".mp4") else f"{file}.mp4")
             if not path.is_file():
                 log(f"{name}: skipped: {path} is not here")
                 continue
-            clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only), False)
+            clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only, int(start or 0)), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
           f"per setting (steady:carry:features:glue): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
