@@ -414,9 +414,10 @@ class Smoother:
         back = flow_between(grey, last_grey, self._dis)
         return back, consistent(flow_between(last_grey, grey, self._dis), back)
 
-    def trust(self, grey: np.ndarray, frame: np.ndarray, flow: tuple, still_camera: bool) -> tuple[np.ndarray,
-                                                                                                  np.ndarray]:
-        """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s."""
+    def trust(self, grey: np.ndarray, frame: np.ndarray, flow: tuple,
+              still_camera: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s;
+        `still_camera`: whether the camera moved less than the canvas's slowest speed (`still` applies)."""
         last_grey, last_frame = self._last[:2]
         back, sure = flow
         sure = sure * away_from_motion_edges(back, grey)
