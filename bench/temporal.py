@@ -8,8 +8,8 @@
 Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
 absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
 for the synthetic clips — a camera pan (1.3, 0.4 px a frame) and a zoom (0.6 % a frame) rendered over the CC0
-photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips (../shared/data/video, first
-`--frames` frames) it is DIS flow on the input with a forward-backward occlusion check, taken as no motion
+photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips (../shared/data/video, `--frames`
+frames from the first or from frame N for NAME@N) it is DIS flow on the input with a forward-backward occlusion check, taken as no motion
 wherever no motion explains the input better (`or_still`; `--dis-only`: DIS flow alone, the bench before
 2026-12-05's fourth session). The input's own error is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);

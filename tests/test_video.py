@@ -226,15 +226,30 @@ def test_the_edges_of_moving_things_are_not_trusted_but_a_pan_or_zoom_is():
     assert away_from_motion_edges(car + noise, np.full_like(road, 90)).min() == 1  # no edge in the picture: noise
 
 
+def shown_change(frames, where=np.s_[:, :], skip: int = 0) -> float:
+    """How much what the network is shown changes from frame to frame (`where`, from frame `skip` on), steadied
+    input only."""
+    from itertools import pairwise
+
+    smoother = Smoother(features=0.0, glue=0.0)
+    seen = [smoother(f, lambda x, _: x) for f in frames]
+    return np.mean([np.abs(a.astype(int) - b).mean(-1)[where].mean() for a, b in pairwise(seen[skip:])])
+
+
+def rocket(side: int = 256) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(ROOT / "examples" / "rocket.jpg").convert("RGB").resize((side, side * 3 // 4)))
+
+
 def test_a_still_camera_is_not_moved_by_noise_and_a_moving_one_is_not_held_still(monkeypatch):
     import io
-    from itertools import pairwise
 
     from PIL import Image
 
     from fastnst import temporal
 
-    photo = np.asarray(Image.open(ROOT / "examples" / "rocket.jpg").convert("RGB").resize((256, 192)))
+    photo = rocket()
     rng = np.random.default_rng(0)
 
     def jpeg(frame, quality):
@@ -246,31 +261,22 @@ def test_a_still_camera_is_not_moved_by_noise_and_a_moving_one_is_not_held_still
     clip = [jpeg(np.clip(photo + rng.normal(0, 2, photo.shape), 0, 255).astype(np.uint8), 60 if t < 6 else 40)
             for t in range(10)]
 
-    def change(frames):  # of what the network is shown, frame to frame
-        smoother = Smoother(features=0.0, glue=0.0)
-        seen = [smoother(f, lambda x, _: x) for f in frames]
-        return np.mean([np.abs(a.astype(int) - b).mean() for a, b in pairwise(seen)])
-
-    steadied = change(clip)
+    steadied = shown_change(clip)
     monkeypatch.setattr(temporal, "STILL_LEVELS", -np.inf)  # the flow taken as DIS found it
-    assert steadied < 0.75 * change(clip)  # DIS's noise flow resampled the steady input every frame
+    assert steadied < 0.75 * shown_change(clip)  # DIS's noise flow resampled the steady input every frame
 
     held = []
     monkeypatch.setattr(temporal, "still", lambda back, *_: held.append(back) or np.zeros(back.shape[:2], bool))
-    change(pan(4, side=256)[0])
+    shown_change(pan(4, side=256)[0])
     assert not held  # a moving camera's flow is never taken for noise
-    change(clip[:3])
+    shown_change(clip[:3])
     assert len(held) == 2
 
 
 def test_a_plain_wall_beside_someone_walking_is_held_still(monkeypatch):
-    from itertools import pairwise
-
-    from PIL import Image
-
     from fastnst import temporal
 
-    photo = np.asarray(Image.open(ROOT / "examples" / "rocket.jpg").convert("RGB").resize((256, 192)))
+    photo = rocket()
     rng = np.random.default_rng(0)
     clip = []
     for t in range(10):  # a noisy plain wall, a textured "walker" crossing it 4 px a frame
@@ -281,14 +287,9 @@ def test_a_plain_wall_beside_someone_walking_is_held_still(monkeypatch):
     beside[40:160, 30:150] = True
     beside[55:145, 36:144] = False
 
-    def change():  # of what the network is shown there, frame to frame
-        smoother = Smoother(features=0.0, glue=0.0)
-        seen = [smoother(f, lambda x, _: x) for f in clip]
-        return np.mean([np.abs(a.astype(int) - b).mean(-1)[beside].mean() for a, b in pairwise(seen[2:])])
-
-    steadied = change()
+    steadied = shown_change(clip, beside, skip=2)
     monkeypatch.setattr(temporal, "STILL_LEVELS", -np.inf)
-    assert steadied < 0.4 * change()  # DIS drags the wall along with the walker, and that flow was not trusted
+    assert steadied < 0.4 * shown_change(clip, beside, skip=2)  # DIS drags the wall along with the walker, and that flow was not trusted
 
 
 def test_features_are_sampled_on_the_networks_grid_where_the_frame_is():
