@@ -13,9 +13,10 @@ frames from the first or from frame N for NAME@N) it is DIS flow on the input wi
 wherever no motion explains the input better (`or_still`; `--dis-only`: DIS flow alone, the bench before
 2026-12-05's fourth session). The input's own error is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
-- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings` steady:carry:features:glue
-  (left-out values are 0: a steady:carry pair is the path before 2026-12-03's third session, a triple the path
-  before the glued canvas of 2026-12-05's third session);
+- shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings`
+  steady:carry:features:glue:still_fresh (left-out values are 0, still_fresh 1: a steady:carry pair is the path
+  before 2026-12-03's third session, a triple the path before the glued canvas of 2026-12-05's third session, four
+  values the path before the steadier still camera of 2026-12-06);
 - ideal (synthetic clips): the ratio of the whole photo painted once and filmed by the same camera, strokes glued
   to the scene: the floor of the ratio for a painting of that texture;
 - ratio = shipped / per-frame (goal ≤ 0.3), texture = style loss of the output / of the photo as in
@@ -38,7 +39,7 @@ from fastnst import load_style, pick_device  # noqa: E402
 from fastnst.device import keep_freed_memory  # noqa: E402
 from fastnst.errors import FastNSTError  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
-from fastnst.temporal import CARRY, FEATURES, GLUE, STEADY, Smoother, consistent, flow_between, warp  # noqa: E402
+from fastnst.temporal import CARRY, FEATURES, GLUE, STEADY, STILL_FRESH, Smoother, consistent, flow_between, warp  # noqa: E402
 from fastnst.video import paint_frame  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -151,8 +152,9 @@ def glued_error(painted_canvas, kind: str, clip, flows, masks) -> float:
     return warping_error(film(painted_canvas, kind, len(clip), clip[0].shape[1], noise=0)[0], flows, masks)
 
 
-def paint_clip(clip, style, steady: float, carry: float, features: float, device, glue: float = 0.0):
-    smoother, out = Smoother(steady=steady, carry=carry, features=features, glue=glue), []
+def paint_clip(clip, style, steady: float, carry: float, features: float, device, glue: float = 0.0,
+               still_fresh: float = 1.0):
+    smoother, out = Smoother(steady=steady, carry=carry, features=features, glue=glue, still_fresh=still_fresh), []
     t0 = time.perf_counter()
     for frame in clip:
         out.append(smoother(frame, lambda x, carried: paint_frame(x, style, device=device, features=carried)))
@@ -180,6 +182,13 @@ def write_strip(path: Path, clip, plain, shipped, columns: int = 4, width: int =
     log(f"strip: {path} (frames {', '.join(map(str, picks))}; rows: input, per-frame, shipped)")
 
 
+def parse_setting(text: str) -> tuple:
+    """"steady:carry:features:glue:still_fresh" → five floats; values left out are 0, still_fresh 1 (each shorter
+    form is the path before the next value was added)."""
+    values = [float(v) for v in text.split(":")]
+    return (*values[:4], *[0.0] * (4 - len(values[:4])), values[4] if len(values) > 4 else 1.0)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", default="starry-night,the-scream,great-wave")
@@ -190,9 +199,9 @@ def main(argv=None) -> int:
     p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
-    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}",
-                   help="comma-separated steady:carry:features:glue of fastnst.temporal.Smoother (values left out "
-                        "are 0; default: the shipped one)")
+    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}:{STILL_FRESH}",
+                   help="comma-separated steady:carry:features:glue:still_fresh of fastnst.temporal.Smoother "
+                        "(values left out are 0, still_fresh 1; default: the shipped one)")
     p.add_argument("--dis-only", action="store_true",
                    help="the real clips' motion: DIS flow alone, never no motion (the bench's before 2026-12-05)")
     p.add_argument("--variant", default="light")
@@ -206,7 +215,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     keep_freed_memory()
     device = pick_device(args.device)
-    settings = [(*(float(v) for v in one.split(":")), 0.0, 0.0)[:4] for one in args.settings.split(",")]
+    settings = [parse_setting(one) for one in args.settings.split(",")]
 
     clips, canvas = {}, None  # the synthetic clips film one canvas
     for name in filter(None, args.clips.split(",")):
@@ -221,10 +230,10 @@ def main(argv=None) -> int:
                 continue
             clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only, int(start or 0)), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
-          f"per setting (steady:carry:features:glue): warping error, ratio to per-frame, texture, frames per second")
+          f"per setting (steady:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}" + "".join(
-        f"{':'.join(f'{v:g}' for v in setting):>14}{'ratio':>7}{'texture':>9}{'fps':>6}" for setting in settings))
+        f"{':'.join(f'{v:g}' for v in setting):>18}{'ratio':>7}{'texture':>9}{'fps':>6}" for setting in settings))
     worst, strip_done = 0.0, False
     for name in filter(None, args.styles.split(",")):
         try:
@@ -242,16 +251,17 @@ def main(argv=None) -> int:
             ideal = f"{glued_error(painted_canvas, clip_name, clip, flows, masks) / base:.2f}" if synthetic else "—"
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}")
-            for steady, carry, features, glue in settings:
-                shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue)
+            for steady, carry, features, glue, still_fresh in settings:
+                shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue, still_fresh)
                 err = warping_error(shipped, flows, masks)
                 worst = max(worst, err / base)
-                row += f"{err:>14.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
+                row += f"{err:>18.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
                 if args.strip and not strip_done:
                     write_strip(args.strip, clip, plain, shipped)
                     strip_done = True
                 if args.save_frames:
-                    folder = args.save_frames / f"{name}-{clip_name}-{steady:g}-{carry:g}-{features:g}-{glue:g}"
+                    values = "-".join(f"{v:g}" for v in (steady, carry, features, glue, still_fresh))
+                    folder = args.save_frames / f"{name}-{clip_name}-{values}"
                     folder.mkdir(parents=True, exist_ok=True)
                     for t, frame in enumerate(shipped):
                         cv2.imwrite(str(folder / f"{t:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

@@ -13,7 +13,11 @@ every output frame is still one painting by the network (a blend of paintings wo
                  drags the background along) and a photometric check (a cut, a new object); where it fails the
                  weight falls to 0 and the frame is taken as it is, so nothing ghosts or smears
     steady input input = frame + `steady` × trust × (previous steady input, moved − frame): noise averages away
-                 where the scene is the same, and what moves or appears comes through at once
+                 where the scene is the same, and what moves or appears comes through at once.
+                 While the camera is still, the fresh share (1 − `steady`) is cut to STILL_FRESH of itself:
+                 nothing is resampled where nothing moved, so a steadier input costs no crispness there, and the
+                 network, which amplifies every change of its input, re-forms fewer strokes around what moves;
+                 there the last steady input must itself show this frame, so no remnant of what left lingers
     features     the network paints the steady input, and between its residual blocks and its decoder its
                  features (1/4 size) become features + `features` × trust × (previous frame's features, moved −
                  features): the strokes' layout follows the scene, and the decoder, whose instance norms restore
@@ -67,6 +71,9 @@ SOFTEN_PX = 8.0          # trust is blurred this much: a sharp line between stea
                          # a seam in the strokes, left behind along a moving object's path (looked at: car clip)
 STILL_LEVELS = 0.5       # while the camera is still, the flow counts as no motion where no motion explains the
                          # frame within this many grey levels (blurred) as well as the flow does: `still`
+STILL_FRESH = 0.3        # while the camera is still, the fresh share of `steady` is cut to this much of itself (0.9
+                         # → 0.97). Not of `features`: carrying them more lifted the texture up to 18 % where cars
+                         # drive (bench/RESULTS.md)
 
 
 def _grey(frame: np.ndarray, side: int) -> np.ndarray:
@@ -376,11 +383,13 @@ class Smoother:
     """Paints frames in order, steadying the input, carrying the network's features (and optionally blending the
     output) along the photo's motion. `smoother(frame, paint)` → the output frame, where `paint(frame, features)`
     maps a uint8 H×W×3 RGB frame to its painting and passes `features` (None, or a function for
-    `fastnst.inference.stylize_tensor`'s `features=`) on to the network; `reset()` after a cut."""
+    `fastnst.inference.stylize_tensor`'s `features=`) on to the network; `reset()` after a cut. While the camera
+    is still, `steady`'s fresh share (1 − steady) is cut to `still_fresh` of itself (1: as when it moves)."""
     steady: float = STEADY
     carry: float = CARRY
     features: float = FEATURES
     glue: float = GLUE
+    still_fresh: float = STILL_FRESH
     flow_side: int = FLOW_SIDE
     _last: tuple | None = field(default=None, repr=False)  # (grey, frame, steady input, output) of the last frame
     _features: tuple | None = field(default=None, repr=False)  # (features, border, scale) the last frame painted
@@ -391,9 +400,10 @@ class Smoother:
         self._last = self._features = None
         self._canvas.reset()
 
-    def _feature_carrier(self, moved):
+    def _feature_carrier(self, moved, weight: float):
         """The `features` function for this frame: blends in the last frame's features along `moved` (flow back,
-        trust; None on a first frame) when they are of the same geometry, and keeps what it returns for the next.
+        trust; None on a first frame) by `weight` when they are of the same geometry, and keeps what it returns for
+        the next.
         Nothing is kept if the network never calls it (a tiled or Texture Networks pass): the next frame starts
         afresh rather than carrying features two frames old."""
         last, self._features = self._features, None
@@ -402,7 +412,7 @@ class Smoother:
             if moved is not None and last is not None and last[0].shape == f.shape and last[1:] == (border, scale) \
                     and min(f.shape[-2:]) > 1:
                 flow, trust = _feature_grid(*moved, f.shape[-2:], border, scale)
-                f = carry_features(f, last[0], flow, trust, self.features)
+                f = carry_features(f, last[0], flow, trust, weight)
             self._features = (f, border, scale)
             return f
         return carrier
@@ -418,7 +428,7 @@ class Smoother:
               still_camera: bool) -> tuple[np.ndarray, np.ndarray]:
         """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s;
         `still_camera`: whether the camera moved less than the canvas's slowest speed (`still` applies)."""
-        last_grey, last_frame = self._last[:2]
+        last_grey, last_frame, last_steady = self._last[:3]
         back, sure = flow
         sure = sure * away_from_motion_edges(back, grey)
         if still_camera:  # where nothing moved, only the photometric check below is asked: the flow's own checks
@@ -426,13 +436,23 @@ class Smoother:
             back, sure = np.where(unmoved[..., None], np.float32(0), back), np.where(unmoved, np.float32(1), sure)
         h, w = frame.shape[:2]
         back, sure = _upscale_flow(back, h, w), cv2.resize(sure, (w, h), interpolation=cv2.INTER_LINEAR)
-        mismatch = np.abs(warp(last_frame, back).astype(np.float32) - frame.astype(np.float32)).mean(axis=-1)
-        mismatch = cv2.GaussianBlur(mismatch, (0, 0), 1.5)   # one noisy pixel is not an occlusion
-        return back, cv2.GaussianBlur(sure * np.exp(-(mismatch / TRUST_LEVELS) ** 2), (0, 0), SOFTEN_PX)
+
+        def shows(last, levels=TRUST_LEVELS):  # whether `last`, moved along the flow, shows this frame (one noisy
+            mismatch = np.abs(warp(last, back).astype(np.float32) - frame.astype(np.float32)).mean(axis=-1)
+            return np.exp(-(cv2.GaussianBlur(mismatch, (0, 0), 1.5) / levels) ** 2)  # pixel is no occlusion)
+        trust = cv2.GaussianBlur(sure * shows(last_frame), (0, 0), SOFTEN_PX)  # softened: no seam where it changed
+        if still_camera:  # where nothing moved, also (unsoftened) whether the last steady input itself shows this
+            # frame, within twice the levels: the edge of where something stood, half trusted when it left, is not
+            # carried on as a ghost for longer at the still camera's steadier input (tests/test_video.py). Not
+            # where things move, and not within TRUST_LEVELS: both dropped the steadying of a compressed road
+            unmoved = cv2.resize(unmoved.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+            trust = trust * (1.0 - unmoved * (1.0 - shows(last_steady, 2 * TRUST_LEVELS)))
+        return back, trust
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:
         grey = _grey(frame, self.flow_side)
         last, moved, camera = self._last, None, None
+        steady, features = self.steady, self.features
         if last is None or last[1].shape != frame.shape or max(self.steady, self.carry, self.features,
                                                                  self.glue) <= 0:
             steady_in = frame
@@ -440,9 +460,11 @@ class Smoother:
             flow = self.flow(grey)
             camera = camera_motion(*flow)
             still_camera = camera_speed(camera[0], grey.shape, frame.shape[1]) < GLUE_SPEEDS[0]
+            if still_camera and steady > 0:
+                steady = 1 - (1 - steady) * self.still_fresh
             moved = back, trust = self.trust(grey, frame, flow, still_camera)
-            steady_in = _blend(frame, warp(last[2], back), self.steady * trust) if self.steady > 0 else frame
-        out = paint(steady_in, self._feature_carrier(moved) if self.features > 0 else None)
+            steady_in = _blend(frame, warp(last[2], back), steady * trust) if steady > 0 else frame
+        out = paint(steady_in, self._feature_carrier(moved, features) if features > 0 else None)
         if moved is not None and self.carry > 0:
             out = _blend(out, warp(last[3], moved[0]), self.carry * moved[1])
         if self.glue > 0:
