@@ -437,14 +437,15 @@ class Smoother:
         h, w = frame.shape[:2]
         back, sure = _upscale_flow(back, h, w), cv2.resize(sure, (w, h), interpolation=cv2.INTER_LINEAR)
 
-        def shows(last, levels=TRUST_LEVELS):  # whether `last`, moved along the flow, shows this frame (one noisy
-            mismatch = np.abs(warp(last, back).astype(np.float32) - frame.astype(np.float32)).mean(axis=-1)
-            return np.exp(-(cv2.GaussianBlur(mismatch, (0, 0), 1.5) / levels) ** 2)  # pixel is no occlusion)
-        trust = cv2.GaussianBlur(sure * shows(last_frame), (0, 0), SOFTEN_PX)  # softened: no seam where it changed
-        if still_camera:  # where nothing moved, also (unsoftened) whether the last steady input itself shows this
-            # frame, within twice the levels: the edge of where something stood, half trusted when it left, is not
-            # carried on as a ghost for longer at the still camera's steadier input (tests/test_video.py). Not
-            # where things move, and not within TRUST_LEVELS: both dropped the steadying of a compressed road
+        def shows(last, levels=TRUST_LEVELS):  # whether `last` shows this frame (one noisy pixel is no occlusion)
+            mismatch = cv2.absdiff(last, frame).astype(np.float32).mean(axis=-1)
+            return np.exp(-(cv2.GaussianBlur(mismatch, (0, 0), 1.5) / levels) ** 2)
+        trust = cv2.GaussianBlur(sure * shows(warp(last_frame, back)), (0, 0), SOFTEN_PX)  # softened: no seams
+        if still_camera:  # where nothing moved (the last steady input is carried unmoved), also, unsoftened, whether
+            # it itself shows this frame, within twice the levels: the edge of where something stood, half trusted
+            # when it left, is then not carried on as a ghost for longer at the still camera's steadier input
+            # (tests/test_video.py). Not where things move, and not within TRUST_LEVELS: both dropped the steadying
+            # of a compressed road
             unmoved = cv2.resize(unmoved.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
             trust = trust * (1.0 - unmoved * (1.0 - shows(last_steady, 2 * TRUST_LEVELS)))
         return back, trust
