@@ -400,10 +400,9 @@ class Smoother:
         self._last = self._features = None
         self._canvas.reset()
 
-    def _feature_carrier(self, moved, weight: float):
+    def _feature_carrier(self, moved):
         """The `features` function for this frame: blends in the last frame's features along `moved` (flow back,
-        trust; None on a first frame) by `weight` when they are of the same geometry, and keeps what it returns for
-        the next.
+        trust; None on a first frame) when they are of the same geometry, and keeps what it returns for the next.
         Nothing is kept if the network never calls it (a tiled or Texture Networks pass): the next frame starts
         afresh rather than carrying features two frames old."""
         last, self._features = self._features, None
@@ -412,7 +411,7 @@ class Smoother:
             if moved is not None and last is not None and last[0].shape == f.shape and last[1:] == (border, scale) \
                     and min(f.shape[-2:]) > 1:
                 flow, trust = _feature_grid(*moved, f.shape[-2:], border, scale)
-                f = carry_features(f, last[0], flow, trust, weight)
+                f = carry_features(f, last[0], flow, trust, self.features)
             self._features = (f, border, scale)
             return f
         return carrier
@@ -452,8 +451,7 @@ class Smoother:
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:
         grey = _grey(frame, self.flow_side)
-        last, moved, camera = self._last, None, None
-        steady, features = self.steady, self.features
+        last, moved, camera, steady = self._last, None, None, self.steady
         if last is None or last[1].shape != frame.shape or max(self.steady, self.carry, self.features,
                                                                  self.glue) <= 0:
             steady_in = frame
@@ -465,7 +463,7 @@ class Smoother:
                 steady = 1 - (1 - steady) * self.still_fresh
             moved = back, trust = self.trust(grey, frame, flow, still_camera)
             steady_in = _blend(frame, warp(last[2], back), steady * trust) if steady > 0 else frame
-        out = paint(steady_in, self._feature_carrier(moved, features) if features > 0 else None)
+        out = paint(steady_in, self._feature_carrier(moved) if self.features > 0 else None)
         if moved is not None and self.carry > 0:
             out = _blend(out, warp(last[3], moved[0]), self.carry * moved[1])
         if self.glue > 0:
