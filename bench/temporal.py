@@ -230,7 +230,8 @@ def main(argv=None) -> int:
                 continue
             clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only, int(start or 0)), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
-          f"per setting (steady:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, frames per second")
+          f"per setting (steady:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
+          f"frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}" + "".join(
         f"{':'.join(f'{v:g}' for v in setting):>18}{'ratio':>7}{'texture':>9}{'fps':>6}" for setting in settings))

@@ -445,8 +445,8 @@ class Smoother:
             # when it left, is then not carried on as a ghost for longer at the still camera's steadier input
             # (tests/test_video.py). Not where things move, and not within TRUST_LEVELS: both dropped the steadying
             # of a compressed road
-            unmoved = cv2.resize(unmoved.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            trust = trust * (1.0 - unmoved * (1.0 - shows(last_steady, 2 * TRUST_LEVELS)))
+            unmoved_here = cv2.resize(unmoved.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+            trust = trust * (1.0 - unmoved_here * (1.0 - shows(last_steady, 2 * TRUST_LEVELS)))
         return back, trust
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:

@@ -226,14 +226,18 @@ def test_the_edges_of_moving_things_are_not_trusted_but_a_pan_or_zoom_is():
     assert away_from_motion_edges(car + noise, np.full_like(road, 90)).min() == 1  # no edge in the picture: noise
 
 
-def shown_change(frames, where=np.s_[:, :], skip: int = 0) -> float:
-    """How much what the network is shown changes from frame to frame (`where`, from frame `skip` on), steadied
-    input only."""
+def shown(frames, **options) -> list:
+    """What the network is shown of each frame: the steadied input only (`options`: more of the Smoother's)."""
+    smoother = Smoother(**{"features": 0.0, "glue": 0.0, **options})
+    return [smoother(f, lambda x, _: x) for f in frames]
+
+
+def shown_change(frames, where=np.s_[:, :], skip: int = 0, **options) -> float:
+    """How much what the network is shown changes from frame to frame (`where`, from frame `skip` on)."""
     from itertools import pairwise
 
-    smoother = Smoother(features=0.0, glue=0.0)
-    seen = [smoother(f, lambda x, _: x) for f in frames]
-    return np.mean([np.abs(a.astype(int) - b).mean(-1)[where].mean() for a, b in pairwise(seen[skip:])])
+    seen = shown(frames, **options)[skip:]
+    return np.mean([np.abs(a.astype(int) - b).mean(-1)[where].mean() for a, b in pairwise(seen)])
 
 
 def rocket(side: int = 256) -> np.ndarray:
@@ -301,8 +305,7 @@ def test_nothing_that_left_the_picture_is_left_for_long_in_what_the_network_is_s
         if t < 5:
             frame[60:140, 80:140] = photo[60:140, 100:160]
         clip.append(frame)
-    smoother = Smoother(features=0.0, glue=0.0)
-    seen = [smoother(f, lambda x, _: x) for f in clip]
+    seen = shown(clip)
     where = np.s_[44:156, 64:156]  # where it stood, and 16 px around
     off = [np.abs(seen[t].astype(int) - clip[t]).mean(-1)[where].max() for t in range(10, 13)]
     # the edge of where it stood is half trusted when it leaves; at the still camera's steadier input it was still
@@ -314,15 +317,9 @@ def test_a_still_camera_is_steadied_more_and_a_moving_one_as_before():
     photo = rocket()
     rng = np.random.default_rng(1)
     tripod = [np.clip(photo + rng.normal(0, 3, photo.shape), 0, 255).astype(np.uint8) for _ in range(8)]
-
-    def shown(frames, still_fresh):
-        smoother = Smoother(glue=0.0, still_fresh=still_fresh)
-        return [smoother(f, lambda x, _: x) for f in frames]
-
-    change = lambda frames: np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames[2:], frames[3:])])  # noqa
-    assert change(shown(tripod, 0.3)) < 0.75 * change(shown(tripod, 1.0))
+    assert shown_change(tripod, skip=2, still_fresh=0.3) < 0.75 * shown_change(tripod, skip=2, still_fresh=1.0)
     moving = pan(5, side=256)[0]
-    assert all(np.array_equal(a, b) for a, b in zip(shown(moving, 0.3), shown(moving, 1.0)))
+    assert all(np.array_equal(a, b) for a, b in zip(shown(moving, still_fresh=0.3), shown(moving, still_fresh=1.0)))
 
 
 def test_features_are_sampled_on_the_networks_grid_where_the_frame_is():
