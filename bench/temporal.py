@@ -8,8 +8,9 @@
 Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
 absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
 for the synthetic clips — a camera pan (1.3, 0.4 px a frame) and a zoom (0.6 % a frame) rendered over the CC0
-photos in examples/ with sensor noise (σ = 2 levels) — and for the real clips (../shared/data/video, `--frames`
-frames from the first or from frame N for NAME@N) it is DIS flow on the input with a forward-backward occlusion check, taken as no motion
+photos in examples/ with sensor noise (σ = 2 levels), and a still camera with a cut-out of a second photo moving
+across (`object`: what moves on its own, at a 30-fps webcam's speed) — and for the real clips
+(../shared/data/video, `--frames` frames from the first or from frame N for NAME@N) it is DIS flow on the input with a forward-backward occlusion check, taken as no motion
 wherever no motion explains the input better (`or_still`; `--dis-only`: DIS flow alone, the bench before
 2026-12-05's fourth session). The input's own error is printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
@@ -19,8 +20,9 @@ wherever no motion explains the input better (`or_still`; `--dis-only`: DIS flow
   values the path before the steadier still camera of 2026-12-06);
 - ideal (synthetic clips): the ratio of the whole photo painted once and filmed by the same camera, strokes glued
   to the scene: the floor of the ratio for a painting of that texture;
-- ratio = shipped / per-frame (goal ≤ 0.3), texture = style loss of the output / of the photo as in
-  bench/quality.py (median over frames 4, 8, ...; goal within 10 % of per-frame), fps = painting + smoothing.
+- ratio = shipped / per-frame (goal ≤ 0.3); thing: the same on the object clip's moving thing alone (both count
+  for the worst ratio); texture = style loss of the output / of the photo as in bench/quality.py (median over
+  frames 4, 8, ...; goal within 10 % of per-frame), fps = painting + smoothing.
 """
 import argparse
 import statistics
@@ -47,6 +49,8 @@ VIDEOS = SHARED / "video"
 NOISE = 2.0               # synthetic sensor noise, levels
 PAN = (1.3, 0.4)          # px per frame
 ZOOM = 1.006              # scale per frame
+WALK = (1.6, -0.5, 0.25)  # the object clip: px per frame (x, y) and degrees per frame, at 384 px (a visitor moving
+                          # in front of a 30-fps webcam; the real clips, at 10-12.5 fps, move 3× as far a frame)
 TEXTURE_EVERY = 4
 
 
@@ -94,6 +98,59 @@ def film(canvas: np.ndarray, kind: str, frames: int, side: int, noise: float = N
     return clip, flows, masks
 
 
+def sprite(photo: Path, side: int) -> np.ndarray:
+    """An elliptical cut-out (RGBA float32, alpha feathered over ~2 px) of `photo`'s centre, 45 % of a `side`-px
+    frame's height: the moving thing of the object clip (the astronaut's head and shoulders by default)."""
+    rgb = np.asarray(load_image(photo).convert("RGB"))
+    h = round(side * 3 / 4 * 0.45)
+    w = round(h * 0.8)
+    scale = max(h / rgb.shape[0], w / rgb.shape[1]) * 1.6  # the middle of the photo, enlarged
+    big = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    top, left = (big.shape[0] - h) // 3, (big.shape[1] - w) // 2
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot((xs - (w - 1) / 2) / (w / 2 - 2), (ys - (h - 1) / 2) / (h / 2 - 2))
+    alpha = np.clip((1 - r) * (min(h, w) / 4) + 0.5, 0, 1)  # 1 inside, 0 outside, a ramp of ~2 px at the rim
+    return np.dstack([big[top:top + h, left:left + w].astype(np.float32), alpha])
+
+
+def film_object(canvas: np.ndarray, thing: np.ndarray, frames: int, side: int, noise: float = NOISE,
+                seed: int = 0):
+    """A still camera and `thing` (RGBA, `sprite`) moving across it by WALK a frame, turning as it goes: the frames,
+    the exact flow t → t−1 (the thing's motion on it, none elsewhere) and the mask of the pixels seen in both frames
+    (not what the thing uncovers, nor its feathered rim)."""
+    h, w = (round(side * 3 / 4), side)
+    top, left = (canvas.shape[0] - h) // 2, (canvas.shape[1] - w) // 2
+    background = canvas[top:top + h, left:left + w].astype(np.float32)
+    th, tw = thing.shape[:2]
+    thing = np.dstack([thing[..., :3] * thing[..., 3:], thing[..., 3:]])  # premultiplied: no dark fringe at the rim
+    rng = np.random.default_rng(seed)
+    step = np.array(WALK[:2]) * side / 384
+
+    def placed(t):  # 2×3: thing px → frame px
+        centre = np.array([w / 2, h * 0.55]) + (t - frames / 2) * step
+        m = cv2.getRotationMatrix2D(((tw - 1) / 2, (th - 1) / 2), WALK[2] * (t - frames / 2), 1.0)
+        m[:, 2] += centre - np.array([(tw - 1) / 2, (th - 1) / 2])
+        return m
+
+    clip, flows, masks, alphas = [], [None], [None], []
+    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float64)
+    for t in range(frames):
+        layer = cv2.warpAffine(thing, placed(t), (w, h), flags=cv2.INTER_CUBIC, borderValue=0)
+        alpha = np.clip(layer[..., 3:], 0, 1)
+        frame = background * (1 - alpha) + np.clip(layer[..., :3], 0, 255)
+        noisy = frame + (rng.normal(0, noise, frame.shape) if noise else 0)
+        clip.append(np.clip(noisy + 0.5, 0, 255).astype(np.uint8))
+        alphas.append(alpha[..., 0])
+        if t:  # p on the thing in frame t shows thing point placed(t)⁻¹ p, which frame t−1 shows at placed(t−1) of it
+            now, before = np.vstack([placed(t), [0, 0, 1]]), np.vstack([placed(t - 1), [0, 0, 1]])
+            there = cv2.transform(grid.reshape(-1, 1, 2), (before @ np.linalg.inv(now))[:2]).reshape(h, w, 2)
+            on_thing = alphas[t] > 0.999
+            flows.append(np.where(on_thing[..., None], there - grid, 0).astype(np.float32))
+            inside = (there[..., 0] >= 0) & (there[..., 0] <= w - 1) & (there[..., 1] >= 0) & (there[..., 1] <= h - 1)
+            masks.append((on_thing & inside) | ((alphas[t] < 0.001) & (alphas[t - 1] < 0.001)))
+    return clip, flows, masks
+
+
 def synthetic_clip(photo: Path, kind: str, frames: int, side: int, seed: int = 0):
     """A camera pan or zoom over `photo` with sensor noise: (frames, exact flows t → t−1, masks)."""
     return film(camera_canvas(photo, side), kind, frames, side, seed=seed)
@@ -133,6 +190,15 @@ def real_clip(path: Path, frames: int, side: int, dis_only: bool = False, start:
         flows.append(back if dis_only else or_still(back, clip[t], clip[t - 1]))
         masks.append(consistent(fwd, back))
     return clip, flows, masks
+
+
+def moving_thing(clip_name: str, flows, masks):
+    """For the object clip, the masks of the pixels on the moving thing (its flow is not 0), else None. Why: the
+    thing is a tenth of the frame, and a path that steadies only the still background passes the whole frame's
+    goal while painting the thing afresh every frame (bench/RESULTS.md, 2026-12-06 third session)."""
+    if clip_name != "object":
+        return None
+    return [None] + [m & (f != 0).any(-1) for f, m in zip(flows[1:], masks[1:])]
 
 
 def warping_error(frames, flows, masks) -> float:
@@ -193,10 +259,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", default="starry-night,the-scream,great-wave")
     p.add_argument("--clips", default="pan,zoom,car-detection",
-                   help="pan, zoom (synthetic, over --photo) and/or names of files in ../shared/data/video, each "
+                   help="pan, zoom, object (synthetic, over --photo; object: a still camera and a cut-out of "
+                        "--thing moving across) and/or names of files in ../shared/data/video, each "
                         "from its first frame or, as NAME@N, from frame N (where people walk: "
                         "one-by-one-person-detection@60, cars drive: car-detection@180)")
     p.add_argument("--photo", default=str(REPO / "examples" / "rocket.jpg"))
+    p.add_argument("--thing", default=str(REPO / "examples" / "astronaut.jpg"),
+                   help="the photo whose middle moves across --photo in the object clip")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
     p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}:{STILL_FRESH}",
@@ -219,9 +288,11 @@ def main(argv=None) -> int:
 
     clips, canvas = {}, None  # the synthetic clips film one canvas
     for name in filter(None, args.clips.split(",")):
-        if name in ("pan", "zoom"):
+        if name in ("pan", "zoom", "object"):
             canvas = camera_canvas(Path(args.photo), args.side) if canvas is None else canvas
-            clips[name] = (*film(canvas, name, args.frames, args.side), True)
+            clips[name] = (*(film(canvas, name, args.frames, args.side) if name != "object" else
+                             film_object(canvas, sprite(Path(args.thing), args.side), args.frames, args.side)),
+                           name != "object")  # the ideal: one painting filmed by the camera
         else:
             file, _, start = name.partition("@")
             path = VIDEOS / (file if file.endswith(".mp4") else f"{file}.mp4")
@@ -234,7 +305,8 @@ def main(argv=None) -> int:
           f"frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}" + "".join(
-        f"{':'.join(f'{v:g}' for v in setting):>18}{'ratio':>7}{'texture':>9}{'fps':>6}" for setting in settings))
+        f"{':'.join(f'{v:g}' for v in setting):>18}{'ratio':>7}{'thing':>7}{'texture':>9}{'fps':>6}"
+        for setting in settings))
     worst, strip_done = 0.0, False
     for name in filter(None, args.styles.split(",")):
         try:
@@ -250,13 +322,18 @@ def main(argv=None) -> int:
             plain, _ = paint_clip(clip, style, 0.0, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
             ideal = f"{glued_error(painted_canvas, clip_name, clip, flows, masks) / base:.2f}" if synthetic else "—"
+            thing = moving_thing(clip_name, flows, masks)
+            thing_base = thing and warping_error(plain, flows, thing)
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}")
             for steady, carry, features, glue, still_fresh in settings:
                 shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue, still_fresh)
                 err = warping_error(shipped, flows, masks)
                 worst = max(worst, err / base)
-                row += f"{err:>18.2f}{err / base:>7.2f}{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}"
+                on_thing = f"{warping_error(shipped, flows, thing) / thing_base:.2f}" if thing else "—"
+                worst = max(worst, float(on_thing) if thing else 0.0)
+                row += (f"{err:>18.2f}{err / base:>7.2f}{on_thing:>7}{texture_of(loss_fn, clip, shipped, device):>9.3f}"
+                        f"{fps:>6.1f}")
                 if args.strip and not strip_done:
                     write_strip(args.strip, clip, plain, shipped)
                     strip_done = True

@@ -27,6 +27,28 @@ def test_the_synthetic_pan_and_zoom_carry_their_exact_motion():
         assert moved < 1.1 * floor and still > 1.1 * moved, (kind, moved, still)
 
 
+def test_the_object_clip_carries_the_things_exact_motion_and_masks_what_it_uncovers(monkeypatch):
+    """Moved by whole pixels, the cut-out's frame t−1 moved along the clip's flow is frame t exactly, and not
+    without the motion; at the bench's own sub-pixel motion and turn the background stays still and what the thing
+    uncovers (and its feathered rim) is left out of the comparison."""
+    bench = _bench()
+    canvas = bench.camera_canvas(ROOT / "examples" / "rocket.jpg", 160)
+    thing = bench.sprite(ROOT / "examples" / "astronaut.jpg", 160)
+
+    def on_thing(flows, masks):
+        return bench.moving_thing("object", flows, masks)
+    with monkeypatch.context() as m:
+        m.setattr(bench, "WALK", (2.0 * 384 / 160, 0.0, 0.0))
+        clip, flows, masks = bench.film_object(canvas, thing, 4, 160, noise=0)
+        assert bench.warping_error(clip, flows, on_thing(flows, masks)) < 0.01
+        assert bench.warping_error(clip, [None] + [np.zeros_like(f) for f in flows[1:]], on_thing(flows, masks)) > 5
+    clip, flows, masks = bench.film_object(canvas, thing, 4, 160)
+    assert all(0.05 < t.mean() < 0.5 for t in on_thing(flows, masks)[1:])
+    background = [None] + [m & (f == 0).all(-1) for f, m in zip(flows[1:], masks[1:])]
+    assert bench.warping_error(clip, flows, background) < 1.1 * bench.NOISE * 2 ** 0.5 * (2 / np.pi) ** 0.5
+    assert all(0.8 < m.mean() < 1 for m in masks[1:])
+
+
 def test_the_real_clips_motion_is_no_motion_where_that_explains_the_input_better():
     """A flow fitted to noise on a still frame is dropped; a pan's real motion is kept where the picture has detail."""
     bench = _bench()
@@ -40,7 +62,7 @@ def test_the_real_clips_motion_is_no_motion_where_that_explains_the_input_better
 
 def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_data, tmp_path, capsys):
     strip = tmp_path / "strip.jpg"
-    assert _bench().main(["--styles", "starry-night", "--clips", "pan", "--frames", "5", "--side", "128",
+    assert _bench().main(["--styles", "starry-night", "--clips", "pan,object", "--frames", "5", "--side", "128",
                           "--strip", str(strip), "--weights-dir", str(shared_data / "weights"),
                           "--paintings-dir", str(shared_data / "styles")]) == 0
     out = capsys.readouterr().out
@@ -48,6 +70,8 @@ def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_d
     per_frame, ideal, shipped_ratio = float(row.split()[3]), float(row.split()[5]), float(row.split()[7])
     assert per_frame > 0 and 0 < shipped_ratio < 1  # the shipped path flickers less than painting frame by frame
     assert 0 < ideal < shipped_ratio  # and a painting glued to the scene less still
+    thing = next(line for line in out.splitlines() if line.startswith("starry-night") and "object" in line)
+    assert 0 < float(thing.split()[8]) < 1.5  # the moving thing's own ratio, beside the whole frame's
     assert "worst ratio" in out
     assert Image.open(strip).size == (4 * 256, 3 * 192)  # 4 frames × (input, per-frame, shipped)
 
