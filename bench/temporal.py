@@ -10,15 +10,16 @@ absolute difference over the pixels visible in both, in 0–255 levels, averaged
 for the synthetic clips — a camera pan (1.3, 0.4 px a frame) and a zoom (0.6 % a frame) rendered over the CC0
 photos in examples/ with sensor noise (σ = 2 levels), and a still camera with a cut-out of a second photo moving
 across (`object`: what moves on its own, at a 30-fps webcam's speed) — and for the real clips
-(../shared/data/video, `--frames` frames from the first or from frame N for NAME@N) it is DIS flow on the input with a forward-backward occlusion check, taken as no motion
-wherever no motion explains the input better (`or_still`; `--dis-only`: DIS flow alone, the bench before
-2026-12-05's fourth session). The input's own error is printed too: it is the floor. For each style and clip:
+(../shared/data/video, `--frames` frames from the first or from frame N for NAME@N) it is DIS flow on the input
+with a forward-backward occlusion check, taken as no motion wherever no motion explains the input better
+(`or_still`; `--dis-only`: DIS flow alone, the bench before 2026-12-05's fourth session). The input's own error is
+printed too: it is the floor. For each style and clip:
 - per-frame: every frame painted on its own (steady 0, carry 0);
 - shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings`
   steady:carry:features:glue:still_fresh (left-out values are 0, still_fresh 1: a steady:carry pair is the path
   before 2026-12-03's third session, a triple the path before the glued canvas of 2026-12-05's third session, four
   values the path before the steadier still camera of 2026-12-06);
-- ideal (synthetic clips): the ratio of the whole photo painted once and filmed by the same camera, strokes glued
+- ideal (the pan and zoom): the ratio of the whole photo painted once and filmed by the same camera, strokes glued
   to the scene: the floor of the ratio for a painting of that texture;
 - ratio = shipped / per-frame (goal ≤ 0.3); thing: the same on the object clip's moving thing alone (both count
   for the worst ratio); texture = style loss of the output / of the photo as in bench/quality.py (median over
@@ -146,7 +147,7 @@ def film_object(canvas: np.ndarray, thing: np.ndarray, frames: int, side: int, n
             there = cv2.transform(grid.reshape(-1, 1, 2), (before @ np.linalg.inv(now))[:2]).reshape(h, w, 2)
             on_thing = alphas[t] > 0.999
             flows.append(np.where(on_thing[..., None], there - grid, 0).astype(np.float32))
-            inside = (there[..., 0] >= 0) & (there[..., 0] <= w - 1) & (there[..., 1] >= 0) & (there[..., 1] <= h - 1)
+            inside = (there >= 0).all(-1) & (there[..., 0] <= w - 1) & (there[..., 1] <= h - 1)
             masks.append((on_thing & inside) | ((alphas[t] < 0.001) & (alphas[t - 1] < 0.001)))
     return clip, flows, masks
 
@@ -323,17 +324,17 @@ def main(argv=None) -> int:
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
             ideal = f"{glued_error(painted_canvas, clip_name, clip, flows, masks) / base:.2f}" if synthetic else "—"
             thing = moving_thing(clip_name, flows, masks)
-            thing_base = thing and warping_error(plain, flows, thing)
+            thing_base = warping_error(plain, flows, thing) if thing else None
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}")
             for steady, carry, features, glue, still_fresh in settings:
                 shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue, still_fresh)
                 err = warping_error(shipped, flows, masks)
                 worst = max(worst, err / base)
-                on_thing = f"{warping_error(shipped, flows, thing) / thing_base:.2f}" if thing else "—"
-                worst = max(worst, float(on_thing) if thing else 0.0)
-                row += (f"{err:>18.2f}{err / base:>7.2f}{on_thing:>7}{texture_of(loss_fn, clip, shipped, device):>9.3f}"
-                        f"{fps:>6.1f}")
+                on_thing = warping_error(shipped, flows, thing) / thing_base if thing else None
+                worst = max(worst, on_thing or 0.0)
+                row += (f"{err:>18.2f}{err / base:>7.2f}{'—' if on_thing is None else f'{on_thing:.2f}':>7}"
+                        f"{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}")
                 if args.strip and not strip_done:
                     write_strip(args.strip, clip, plain, shipped)
                     strip_done = True
