@@ -219,7 +219,12 @@ def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, pl
         page.get_by_text("Click to Access Webcam").click()
         page.get_by_role("button", name="capture photo").click()  # Gradio's label for the Record button
         seen = live_frames(page, 5, set())
-        natural = page.eval_on_selector("#live-out img", "img => [img.naturalWidth, img.naturalHeight]")
+        # read from a loaded frame: the stream swaps the image's source between frames, and a frame read while the
+        # next one loads is 0×0 (this raced once in CI)
+        natural = page.wait_for_function(
+            """() => { const img = document.querySelector('#live-out img');
+                       return img && img.complete && img.naturalWidth > 0 && [img.naturalWidth, img.naturalHeight]; }"""
+        ).json_value()
         assert 160 <= natural[0] <= 320 and natural[0] * 3 == natural[1] * 4  # LIVE_SIDE or less, not the camera's
         page.wait_for_function("() => /[0-9.]+ frames a second/.test(document.querySelector('#live-rate').innerText)")
         page.locator("#styles button.thumbnail-item").nth(1).click()
