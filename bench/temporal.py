@@ -291,9 +291,9 @@ def main(argv=None) -> int:
     for name in filter(None, args.clips.split(",")):
         if name in ("pan", "zoom", "object"):
             canvas = camera_canvas(Path(args.photo), args.side) if canvas is None else canvas
-            clips[name] = (*(film(canvas, name, args.frames, args.side) if name != "object" else
-                             film_object(canvas, sprite(Path(args.thing), args.side), args.frames, args.side)),
-                           name != "object")  # the ideal: one painting filmed by the camera
+            filmed = (film_object(canvas, sprite(Path(args.thing), args.side), args.frames, args.side)
+                      if name == "object" else film(canvas, name, args.frames, args.side))
+            clips[name] = (*filmed, name != "object")  # a pan or zoom has an ideal: one painting filmed by the camera
         else:
             file, _, start = name.partition("@")
             path = VIDEOS / (file if file.endswith(".mp4") else f"{file}.mp4")
@@ -330,9 +330,8 @@ def main(argv=None) -> int:
             for steady, carry, features, glue, still_fresh in settings:
                 shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue, still_fresh)
                 err = warping_error(shipped, flows, masks)
-                worst = max(worst, err / base)
                 on_thing = warping_error(shipped, flows, thing) / thing_base if thing else None
-                worst = max(worst, on_thing or 0.0)
+                worst = max(worst, err / base, on_thing or 0.0)
                 row += (f"{err:>18.2f}{err / base:>7.2f}{'—' if on_thing is None else f'{on_thing:.2f}':>7}"
                         f"{texture_of(loss_fn, clip, shipped, device):>9.3f}{fps:>6.1f}")
                 if args.strip and not strip_done:

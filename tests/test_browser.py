@@ -194,16 +194,20 @@ def test_fit_a_painting_preview_stop_and_publish(tmp_path, page):
         assert (("model", f"{hub.username}/sunset-study")) in hub.repos
 
 
-def live_frames(page, count: int, seen: set) -> set:
-    """Wait until `count` painted frames not in `seen` have shown in the Live section; return all seen."""
-    seen = set(seen)
+def live_frames(page, count: int, seen: set) -> tuple[set, list]:
+    """Wait until `count` painted frames not in `seen` have shown in the Live section; return all seen and the last
+    one's natural size. Each frame's source and size are read in the same evaluation that finds it loaded: the
+    stream swaps the image's source between frames, and a frame read while the next one loads is 0×0 (this raced
+    once in CI)."""
+    seen, size = set(seen), None
     for _ in range(count):
-        page.wait_for_function(
+        src, *size = page.wait_for_function(
             """seen => { const img = document.querySelector('#live-out img');
-                         return img && img.complete && img.naturalWidth > 0 && !seen.includes(img.src); }""",
-            arg=list(seen))
-        seen.add(page.locator("#live-out img").get_attribute("src"))
-    return seen
+                         return img && img.complete && img.naturalWidth > 0 && !seen.includes(img.src)
+                                && [img.src, img.naturalWidth, img.naturalHeight]; }""",
+            arg=list(seen)).json_value()
+        seen.add(src)
+    return seen, size
 
 
 def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, playwright, tmp_path):
@@ -218,13 +222,7 @@ def test_the_webcam_is_painted_live_and_the_style_switches_while_it_runs(app, pl
         page.get_by_text("Live: your webcam, painted").click()
         page.get_by_text("Click to Access Webcam").click()
         page.get_by_role("button", name="capture photo").click()  # Gradio's label for the Record button
-        seen = live_frames(page, 5, set())
-        # read from a loaded frame: the stream swaps the image's source between frames, and a frame read while the
-        # next one loads is 0×0 (this raced once in CI)
-        natural = page.wait_for_function(
-            """() => { const img = document.querySelector('#live-out img');
-                       return img && img.complete && img.naturalWidth > 0 && [img.naturalWidth, img.naturalHeight]; }"""
-        ).json_value()
+        seen, natural = live_frames(page, 5, set())
         assert 160 <= natural[0] <= 320 and natural[0] * 3 == natural[1] * 4  # LIVE_SIDE or less, not the camera's
         page.wait_for_function("() => /[0-9.]+ frames a second/.test(document.querySelector('#live-rate').innerText)")
         page.locator("#styles button.thumbnail-item").nth(1).click()
