@@ -60,10 +60,15 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ clips
+def frame_size(side: int) -> tuple[int, int]:
+    """(height, width) of the synthetic clips' frames: 4:3, `side` px wide, as a webcam's."""
+    return round(side * 3 / 4), side
+
+
 def camera_canvas(photo: Path, side: int) -> np.ndarray:
     """`photo` scaled so that a `side`-px frame sees 70 % of it (room for the camera to move)."""
     big = np.asarray(load_image(photo).convert("RGB"))
-    h, w = (round(side * 3 / 4), side)
+    h, w = frame_size(side)
     shrink = min(big.shape[0] / h, big.shape[1] / w) * 0.7
     return cv2.resize(big, (round(big.shape[1] / shrink), round(big.shape[0] / shrink)), interpolation=cv2.INTER_AREA)
 
@@ -71,7 +76,7 @@ def camera_canvas(photo: Path, side: int) -> np.ndarray:
 def film(canvas: np.ndarray, kind: str, frames: int, side: int, noise: float = NOISE, seed: int = 0):
     """Frames of a camera moving over `canvas`, and for each frame t ≥ 1 the exact flow t → t−1 and the mask of
     pixels that were inside frame t−1. Frame t shows the canvas point A_t(p) = c + s_t · (p − centre) + o_t."""
-    h, w = (round(side * 3 / 4), side)
+    h, w = frame_size(side)
     H, W = canvas.shape[:2]
     rng = np.random.default_rng(seed)
     centre = np.array([(w - 1) / 2, (h - 1) / 2])
@@ -103,7 +108,7 @@ def sprite(photo: Path, side: int) -> np.ndarray:
     """An elliptical cut-out (RGBA float32, alpha feathered over ~2 px) of `photo`'s centre, 45 % of a `side`-px
     frame's height: the moving thing of the object clip (the astronaut's head and shoulders by default)."""
     rgb = np.asarray(load_image(photo).convert("RGB"))
-    h = round(side * 3 / 4 * 0.45)
+    h = round(frame_size(side)[0] * 0.45)
     w = round(h * 0.8)
     scale = max(h / rgb.shape[0], w / rgb.shape[1]) * 1.6  # the middle of the photo, enlarged
     big = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
@@ -119,7 +124,7 @@ def film_object(canvas: np.ndarray, thing: np.ndarray, frames: int, side: int, n
     """A still camera and `thing` (RGBA, `sprite`) moving across it by WALK a frame, turning as it goes: the frames,
     the exact flow t → t−1 (the thing's motion on it, none elsewhere) and the mask of the pixels seen in both frames
     (not what the thing uncovers, nor its feathered rim)."""
-    h, w = (round(side * 3 / 4), side)
+    h, w = frame_size(side)
     top, left = (canvas.shape[0] - h) // 2, (canvas.shape[1] - w) // 2
     background = canvas[top:top + h, left:left + w].astype(np.float32)
     th, tw = thing.shape[:2]
