@@ -201,7 +201,8 @@ def band_limited_double(image: np.ndarray) -> np.ndarray:
     ph, pw = mirrored.shape[:2]
     spectrum = torch.fft.fftshift(torch.fft.fft2(torch.from_numpy(mirrored).permute(2, 0, 1)), dim=(-2, -1))
     double = torch.zeros((spectrum.shape[0], 2 * ph, 2 * pw), dtype=spectrum.dtype)
-    double[:, ph // 2:ph // 2 + ph, pw // 2:pw // 2 + pw] = spectrum
+    top, left = ph - ph // 2, pw - pw // 2  # the zero frequency, at n // 2 of n, lands at n of 2n (odd sides too)
+    double[:, top:top + ph, left:left + pw] = spectrum
     up = torch.fft.ifft2(torch.fft.ifftshift(double, dim=(-2, -1))).real * 4
     return np.ascontiguousarray(up[:, 2 * pad:2 * pad + 2 * h, 2 * pad:2 * pad + 2 * w].permute(1, 2, 0).numpy())
 

@@ -180,6 +180,18 @@ def test_the_glued_canvas_follows_the_camera_and_steadies_a_pan(style):
     assert flicker(glued, flow) < 0.75 * flicker(painted(0.0)[0], flow)
 
 
+@pytest.mark.parametrize("side", [256, 250])  # 192 and 187 rows: a side of odd length once shifted the double's
+def test_a_glued_canvas_shows_the_scene_whatever_the_frames_size(side):  # spectrum, a dark band across the canvas
+    from fastnst.temporal import band_limited_double
+
+    clip, _ = pan(10, side=side)
+    assert np.abs(band_limited_double(clip[0])[::2, ::2] - clip[0]).max() < 0.01  # the double holds the picture
+    smoother = Smoother(steady=0.0, features=0.0)
+    out = [smoother(frame, lambda x, _: x) for frame in clip]  # a "painting" that is the photo itself
+    assert smoother._canvas._key is not None  # glued
+    assert np.abs(out[-1][8:-8, 8:-8].astype(int) - clip[-1][8:-8, 8:-8]).mean() < 3  # 53 with the band
+
+
 def test_nothing_ghosts_where_a_moving_thing_was_when_the_canvas_was_glued():
     clip, _ = pan(14, side=256)
     for t, frame in enumerate(clip):
