@@ -43,7 +43,18 @@ from fastnst import load_style, pick_device  # noqa: E402
 from fastnst.device import keep_freed_memory  # noqa: E402
 from fastnst.errors import FastNSTError  # noqa: E402
 from fastnst.imageio import load_image  # noqa: E402
-from fastnst.temporal import CARRY, FEATURES, GLUE, STEADY, STILL_FRESH, Smoother, band_limited_double, consistent, flow_between, warp  # noqa: E402
+from fastnst.temporal import (  # noqa: E402
+    CARRY,
+    FEATURES,
+    GLUE,
+    STEADY,
+    STILL_FRESH,
+    Smoother,
+    band_limited_double,
+    consistent,
+    flow_between,
+    warp,
+)
 from fastnst.video import paint_frame  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
