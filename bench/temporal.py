@@ -235,13 +235,12 @@ def warping_error(frames, flows, masks) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- painting
-def glued(painted_canvas, kind: str, clip) -> list:
+def glued(painted_canvas, double, kind: str, clip) -> list:
     """A painting glued to the scene: the whole canvas painted once and filmed by the clip's camera without noise,
-    sampled from its band-limited double as the shipped canvas is. Its warping error's ratio to per-frame painting
+    sampled from its band-limited `double` as the shipped canvas is. Its warping error's ratio to per-frame painting
     is the floor of the bench's ratio for a painting of its texture (not 0: the metric resamples strokes), which
     the bench prints beside it: the whole canvas is painted with other strokes than a frame of it (texture up to
     2.5× per-frame painting's over the rocket, bench/RESULTS.md)."""
-    double = band_limited_double(painted_canvas)
     return film(painted_canvas, kind, len(clip), clip[0].shape[1], noise=0, double=double)[0]
 
 
@@ -331,9 +330,9 @@ def main(argv=None) -> int:
           f"per setting (steady:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
           f"frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
-    print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}{'texture':>9}" + "".join(
-        f"{':'.join(f'{v:g}' for v in setting):>18}{'ratio':>7}{'thing':>7}{'texture':>9}{'fps':>6}"
-        for setting in settings))
+    print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}{'texture':>9}"
+          + "".join(f"{':'.join(f'{v:g}' for v in setting):>18}{'ratio':>7}{'thing':>7}{'texture':>9}{'fps':>6}"
+                    for setting in settings))
     worst, strip_done = 0.0, False
     for name in filter(None, args.styles.split(",")):
         try:
@@ -344,15 +343,18 @@ def main(argv=None) -> int:
         except FastNSTError as err:
             log(f"{name}: skipped: {err}")
             continue
-        painted_canvas = None if canvas is None else paint_frame(canvas, style, device=device)  # once per style
+        painted_canvas = double = None  # painted once per style
+        if canvas is not None:
+            painted_canvas = paint_frame(canvas, style, device=device)
+            double = band_limited_double(painted_canvas)
         for clip_name, (clip, flows, masks, synthetic) in clips.items():
             plain, _ = paint_clip(clip, style, 0.0, 0.0, 0.0, device)
             base, base_texture = warping_error(plain, flows, masks), texture_of(loss_fn, clip, plain, device)
             ideal = ideal_texture = "—"
             if synthetic:
-                filmed = glued(painted_canvas, clip_name, clip)
-                ideal = f"{warping_error(filmed, flows, masks) / base:.2f}"
-                ideal_texture = f"{texture_of(loss_fn, clip, filmed, device):.3f}"
+                ideal_frames = glued(painted_canvas, double, clip_name, clip)
+                ideal = f"{warping_error(ideal_frames, flows, masks) / base:.2f}"
+                ideal_texture = f"{texture_of(loss_fn, clip, ideal_frames, device):.3f}"
             thing = moving_thing(clip_name, flows, masks)
             thing_base = warping_error(plain, flows, thing) if thing else None
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"

@@ -36,10 +36,11 @@ Measured in bench/temporal.py (bench/RESULTS.md): on a still scene the steady in
 of the flicker with the texture unchanged; a moving camera's flicker comes from the network itself (its strokes
 depend on where the picture falls on its stride-4 grid): carrying its features removes a further fifth of it with
 the texture unchanged, where blending the paintings for as much costs half the texture; gluing the strokes to the
-scene takes a pan or a zoom from about 0.6 of per-frame painting's flicker to 1.0–1.8× what a painting glued
-perfectly would show (0.2–0.3 over the photo it was tuned on, 0.27–0.44 over others), for some of the finest grain
-(a pattern at the pixel grid's own frequency cannot survive a sub-pixel move). A still camera is left to the steady
-input and the features, which steady it better than a glued canvas does. What moves on its own before a still
+scene takes a pan or a zoom from about 0.6 of per-frame painting's flicker to 0.2–0.3 over the photo it was tuned
+on and 0.27–0.44 over others (a whole painting filmed by the same camera shows 0.13–0.29, with other strokes, their
+texture further from the painting's), for some of the finest grain (a pattern at the pixel grid's own frequency
+cannot survive a sub-pixel move). A still camera is left to the steady input and the features, which steady it
+better than a glued canvas does. What moves on its own before a still
 camera is painted afresh every frame, steadied only at its input (0.7–0.9 of per-frame painting's flicker on it).
 Each session (a video, a webcam visitor) has its own Smoother.
 """
