@@ -85,6 +85,30 @@ def style_loss(features: dict, target_grams: dict, style_ids: torch.Tensor | Non
     return (per_image if weights is None else weights * per_image).mean()
 
 
+PALETTE_SIDE = 64        # colours are compared on a small copy: the palette does not need every pixel
+PALETTE_PROJECTIONS = 32
+
+
+def colours(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) → (B, N, 3): the colours of a small copy of each picture."""
+    small = F.adaptive_avg_pool2d(image.float(), PALETTE_SIDE) if min(image.shape[-2:]) > PALETTE_SIDE else image
+    return small.float().flatten(2).transpose(1, 2)
+
+
+def palette_loss(image: torch.Tensor, targets: torch.Tensor, style_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Sliced Wasserstein-2 distance between each picture's colours and its painting's (`targets` (S, N, 3) from
+    `colours`). The Gram of relu1_1 ties colour to texture; this moves the palette without asking for more strokes.
+    Directions are drawn anew each call so that no fixed few of them become the target."""
+    ours = colours(image)
+    theirs = targets[style_ids] if style_ids is not None else targets.expand(len(ours), -1, -1)
+    directions = F.normalize(torch.randn(3, PALETTE_PROJECTIONS, device=image.device), dim=0)
+    a = torch.sort(ours @ directions, dim=1).values
+    b = torch.sort(theirs @ directions, dim=1).values
+    if b.shape[1] != a.shape[1]:  # the painting's quantiles at the picture's count
+        b = F.interpolate(b.transpose(1, 2), size=a.shape[1], mode="linear", align_corners=True).transpose(1, 2)
+    return (a - b).pow(2).mean()
+
+
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between neighbouring pixels (smoothness prior)."""
     dx = image[..., :, 1:] - image[..., :, :-1]
@@ -103,7 +127,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, *, vgg: VGGFeatures | None = None, arch: str = "vgg16", weights=None,
                  content_layers=None, style_layers=None, content_weight: float = CONTENT_WEIGHT,
-                 style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT):
+                 style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, palette_weight: float = 0.0):
         super().__init__()
         arch = vgg.arch if vgg is not None else arch
         content_layers = LOSS_LAYERS[arch][0] if content_layers is None else content_layers  # the network's own
@@ -112,6 +136,8 @@ class PerceptualLoss(nn.Module):
         self.vgg = vgg if vgg is not None else VGGFeatures(arch, layers=layers, weights=weights)
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.palette_weight = palette_weight
+        self.target_colours: torch.Tensor | None = None    # (S, N, 3), one palette per style
         self.target_grams: dict[str, torch.Tensor] = {}  # layer → (S, C, C), one Gram matrix per style
         self.style_weights: torch.Tensor | None = None      # (S,) per-style weights of a family
 
@@ -126,6 +152,8 @@ class PerceptualLoss(nn.Module):
         per painting (default: style_weight for all)."""
         grams = [self.vgg(image, layers=self.style_layers) for image in styles]
         self.target_grams = {name: torch.cat([gram_matrix(g[name]) for g in grams]) for name in self.style_layers}
+        self.target_colours = torch.cat([colours(F.interpolate(image, size=PALETTE_SIDE, mode="area"))
+                                         for image in styles])
         weights = [self.style_weight] * len(styles) if weights is None else weights
         self.style_weights = torch.tensor(weights, dtype=torch.float32, device=styles[0].device)
 
@@ -148,6 +176,8 @@ class PerceptualLoss(nn.Module):
         if content is not None:
             targets = content if isinstance(content, dict) else self.content_targets(content)
             terms["content"] = self.content_weight * sum(content_loss(feats[k], targets[k]) for k in targets)
+        if self.palette_weight:
+            terms["palette"] = self.palette_weight * palette_loss(output, self.target_colours, style_ids)
         if self.tv_weight:
             terms["tv"] = self.tv_weight * total_variation(output)
         terms["total"] = sum(terms.values())

@@ -4,7 +4,8 @@ import safetensors.torch
 import torch
 
 from fastnst.errors import LossNetworkUnavailableError
-from fastnst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, total_variation
+from fastnst.losses import (PerceptualLoss, colours, content_loss, gram_matrix, palette_loss, style_loss,
+                            total_variation)
 from fastnst.vgg import VGGFeatures, layer_names
 from tests.conftest import VGG16_FILE
 
@@ -88,6 +89,30 @@ def test_perceptual_loss_terms_are_weighted_and_backpropagate():
     terms["total"].backward()
     assert out.grad.abs().sum() > 0
     assert "content" not in loss(out, None)  # texture synthesis: style only
+
+
+def test_palette_loss_is_zero_on_its_own_colours_and_pulls_toward_the_paintings():
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.rand(1, 3, 96, 96, generator=gen) * 0.5            # dark
+    painting = 0.5 + torch.rand(1, 3, 80, 80, generator=gen) * 0.5  # light, another size
+    torch.manual_seed(0)
+    assert palette_loss(photo, colours(photo)).item() == pytest.approx(0, abs=1e-9)
+    x = photo.clone().requires_grad_(True)
+    before = palette_loss(x, colours(painting))
+    before.backward()
+    moved = (photo - 0.1 * x.grad / x.grad.abs().max()).clamp(0, 1)
+    assert palette_loss(moved, colours(painting)) < before            # its gradient brightens the photo
+    family = torch.cat([colours(photo), colours(painting)])             # each image against its own painting
+    assert palette_loss(photo.expand(2, -1, -1, -1), family, torch.tensor([0, 0])).item() == pytest.approx(0, abs=1e-9)
+    loss = PerceptualLoss(weights="random", palette_weight=7.0)
+    loss.set_style(painting)
+    torch.manual_seed(1)
+    term = loss(photo, photo)["palette"]
+    torch.manual_seed(1)
+    target = colours(torch.nn.functional.interpolate(painting, size=64, mode="area"))
+    assert term.item() == pytest.approx(7.0 * palette_loss(photo, target).item(), rel=1e-5)
+    loss.palette_weight = 0.0
+    assert "palette" not in loss(photo, photo)  # off by default: the recipes that do not ask keep their loss
 
 
 def test_vgg_cut_after_the_deepest_layer_and_frozen():

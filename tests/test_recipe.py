@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from fastnst.losses import CONTENT_LAYERS, LOSS_LAYERS, STYLE_LAYERS, PerceptualLoss
+from fastnst.vgg import VGGFeatures
 from training import fit
 from training.cli import main, parse_train_args
 from training.recipe import Recipe, TrainConfig, TrainingError, shipped_recipe
@@ -94,6 +95,9 @@ def test_the_loss_is_built_from_the_recipe_and_the_library_defaults_agree():
     again = Recipe(loss_arch="vgg19", content_weight=2.0).perceptual_loss(vgg=loss.vgg)  # a loss network reused
     assert again.vgg is loss.vgg and again.content_weight == 2.0
     assert LOSS_LAYERS["vgg16"] == (CONTENT_LAYERS, STYLE_LAYERS)
+    more = Recipe(loss_arch="vgg19", content_layers=["relu2_2", "relu4_2"], palette_weight=5.0).perceptual_loss(
+        vgg=VGGFeatures("vgg19", layers=("relu2_2", *LOSS_LAYERS["vgg19"][1], "relu4_2"), weights="random"))
+    assert more.content_layers == ("relu2_2", "relu4_2") and more.palette_weight == 5.0
     library = PerceptualLoss(vgg=loss.vgg)  # the library's own default layers are the loss network's
     assert (library.content_layers, library.style_layers) == LOSS_LAYERS["vgg19"]
     with pytest.raises(TrainingError, match="--loss-arch"):

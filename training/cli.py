@@ -101,6 +101,11 @@ def train_parser() -> argparse.ArgumentParser:
     rec.add_argument("--content-weight", type=float, default=None, help=scale)
     rec.add_argument("--style-weight", type=float, default=None, help="see --content-weight")
     rec.add_argument("--tv-weight", type=float, default=d["tv_weight"], help="total-variation smoothing")
+    rec.add_argument("--palette-weight", type=float, default=d["palette_weight"], help="pull the colours toward "
+                     "the painting's (sliced Wasserstein), apart from its texture; 0 = off")
+    rec.add_argument("--content-layers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                     default=d["content_layers"], help="loss-network layers the photo is kept at, comma-separated "
+                     "(default the loss network's own: relu2_2 for vgg16, relu4_2 for vgg19)")
     rec.add_argument("--stability-weight", type=float, default=d["stability_weight"], help="weight of the "
                      "stability loss (training.stability): the same strokes when the photo moves a few pixels; "
                      "0 = off")

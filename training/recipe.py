@@ -68,6 +68,8 @@ class Recipe:
     content_weight: float | None = None  # None: fastnst.losses.default_weights, by the loss network's scale
     style_weight: float | None = None
     tv_weight: float = TV_WEIGHT
+    palette_weight: float = 0.0       # fastnst.losses.palette_loss: the painting's colours, apart from its texture
+    content_layers: list | None = None  # None: the loss network's own (fastnst.losses.LOSS_LAYERS)
     stability_weight: float = 0.0     # training.stability: paint a moved photo as the moved painting (video)
     style_size: int = STYLE_SIZE
     loss_arch: str = "vgg16"
@@ -135,6 +137,7 @@ class Recipe:
         if self.loss_arch not in LOSS_LAYERS:
             raise TrainingError(f"--loss-arch must be one of {sorted(LOSS_LAYERS)}, not {self.loss_arch!r}.")
         content_layers, style_layers = LOSS_LAYERS[self.loss_arch]
+        content_layers = tuple(self.content_layers or content_layers)
         if vgg is None:
             vgg = VGGFeatures(self.loss_arch, layers=tuple(dict.fromkeys((*style_layers, *content_layers))),
                               weights=self.loss_weights)
@@ -142,7 +145,7 @@ class Recipe:
         loss = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
                               content_weight=auto_content if self.content_weight is None else self.content_weight,
                               style_weight=auto_style if self.style_weight is None else self.style_weight,
-                              tv_weight=self.tv_weight)
+                              tv_weight=self.tv_weight, palette_weight=self.palette_weight)
         return loss if device is None else loss.to(device)
 
     def resolved(self, device: torch.device, source=None) -> Recipe:
