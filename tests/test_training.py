@@ -2,6 +2,10 @@
 
 Everything is tiny (32 px crops of ~56 px generated photos, a width-0.25 net with one residual block, a random
 VGG), so the whole file runs in well under two minutes on two CPU cores.
+
+CPU-only: every run here is on `--device cpu`, also on a GPU host. The bitwise-resume checks hold only on a CPU
+(cudnn.benchmark and atomic-add backwards make CUDA runs close, not equal), and the DDP test is meant for two
+gloo ranks on one machine (with CUDA, rank 1 would need a second GPU and NCCL). `bench/gpu_check.py` covers CUDA.
 """
 import os
 import signal
@@ -55,7 +59,8 @@ def assets(tmp_path_factory):
 
 
 def tiny(assets, out, *extra, steps=8, batch=2):
-    return ["--style", str(assets["style"]), "--data", str(assets["photos"]), "--out", str(out),
+    """A tiny run's arguments, always on the CPU (see the module's docstring)."""
+    return ["--device", "cpu", "--style", str(assets["style"]), "--data", str(assets["photos"]), "--out", str(out),
             "--loss-weights", "random", "--crop", "32", "--width", "0.25", "--residual-blocks", "1",
             "--batch-size", str(batch), "--image-steps", str(steps * batch), "--log-every", "1",
             "--checkpoint-every", "2", "--sample-every", "4", "--cache-dir", str(assets["cache"]),
@@ -211,7 +216,7 @@ def test_texture_only_and_texture_net(tmp_path, assets):
 
 
 def test_ddp_two_processes_split_the_batch(tmp_path, assets):
-    """2 gloo ranks × batch 2 see the two halves of the global batch a single process of batch 4 sees: the first
+    """CPU-only (gloo): 2 ranks × batch 2 see the two halves of the global batch a single process of batch 4 sees: the first
     logged loss (initial weights) must match, and only rank 0 writes."""
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(tiny(assets, single, steps=2, batch=4)) == 0
