@@ -16,7 +16,9 @@ size does not depend on the batch, so lr stays 1e-3).
 
 Faults: every `checkpoint_every` steps, and on SIGINT/SIGTERM, the model, optimizer, step and RNG states are
 written atomically (temp file + os.replace) to the run folder's checkpoint; `resume=True` continues from it and
-reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step).
+reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step). On CUDA
+it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the backwards of nearest
+upsampling and reflection padding add with atomics, in no fixed order.
 
 Speed: bf16 autocast and channels_last on GPUs and on CPUs where it is faster (`fastnst.device.pick_precision`;
 Gram matrices and losses stay fp32 in fastnst.losses), cudnn.benchmark and fused Adam on GPUs, optional
@@ -87,6 +89,23 @@ def read_checkpoint(folder: RunFolder, resume: bool) -> dict | None:
         raise TrainingError(f"{folder.root} already holds a training run; pass --resume to continue it or "
                             f"choose another --out.")
     return torch.load(folder.checkpoint, map_location="cpu", weights_only=True)  # our own file, tensors only
+
+
+def restore_rng(rng: dict, device: torch.device) -> None:
+    """The checkpoint's RNG states, as far as this machine has their devices. The CUDA state is this process's
+    device's alone (older checkpoints hold one per GPU of the saving machine): a run on fewer GPUs skips the
+    rest, which costs nothing, because batches and noise come from their own seeded generators and nothing
+    draws from the default CUDA generator."""
+    torch.set_rng_state(rng["torch"])
+    states = rng.get("cuda")
+    if device.type != "cuda" or states is None or len(states) == 0:
+        return
+    if isinstance(states, torch.Tensor):
+        torch.cuda.set_rng_state(states, device)
+        return
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index < len(states):
+        torch.cuda.set_rng_state(states[index], device)
 
 
 def check_same_recipe(then: dict, recipe: Recipe, run_dir: Path) -> None:
@@ -193,9 +212,7 @@ class Run:
             net.load_state_dict(ckpt["model"])
             self.opt.load_state_dict(ckpt["optimizer"])
             self.start_step = ckpt["step"]
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if cuda and ckpt["rng"].get("cuda"):
-                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+            restore_rng(ckpt["rng"], device)
             self.say(f"resumed {self.run_dir} at step {self.start_step}")
         self.convolutions = [p for m in net.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters()]
         self.norms_only = None  # set by _enter_phase
@@ -206,8 +223,8 @@ class Run:
 
     def checkpoint(self, step: int) -> None:
         if self.env.main:
-            cuda = self.device.type == "cuda"
-            rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else None}
+            rng = {"torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
             save_checkpoint(self.folder, {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                                           "step": step, "config": self.cfg.flat(), "rng": rng,
                                           "data": {"count": self.cache.count, "cache": self.cache.path.stem}})
