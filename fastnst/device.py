@@ -54,14 +54,27 @@ def cpu_bf16_is_faster() -> bool:
     return bf16 < 0.9 * fp32
 
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions that run under autocast
+BF16_CAPABILITY = 8  # CUDA compute capability (major) from which tensor cores compute bf16: Ampere on
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    """Whether this GPU computes bf16 natively. A T4 (sm 7.5) or V100 (7.0) has fp16 tensor cores only and runs
+    bf16 emulated, slower than fp32, so there fp16 is the fast half precision."""
+    return torch.cuda.get_device_capability(device)[0] >= BF16_CAPABILITY
+
+
 def pick_precision(precision: str, device: torch.device) -> str:
-    """"auto" → bf16 autocast on a GPU and on a CPU where it is measurably faster (`cpu_bf16_is_faster`), fp32
-    elsewhere; "bf16"/"fp32" as given."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise InvalidOptionError(f"precision must be auto, bf16 or fp32, not {precision!r}.")
+    """"auto" → on a GPU bf16 autocast where it is native (`cuda_has_bf16`), else fp16 (training adds a GradScaler);
+    on a CPU bf16 where it is measurably faster (`cpu_bf16_is_faster`), else fp32. Anything else as given."""
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_faster()) else "fp32"
+    if device.type == "cuda":
+        return "bf16" if cuda_has_bf16(device) else "fp16"
+    return "bf16" if device.type == "cpu" and cpu_bf16_is_faster() else "fp32"
 
 
 # glibc's mallopt parameters (malloc.h)

@@ -193,6 +193,19 @@ def test_a_checkpoint_from_a_many_gpu_machine_resumes_here(tmp_path, assets):
     assert main(tiny(assets, run, "--resume", steps=4)) == 0 and ckpt(run)["step"] == 4
 
 
+def test_fp16_trains_with_a_grad_scaler_whose_state_resumes(tmp_path, assets):
+    """CPU-only: fp16 autocast (a T4's precision) with its GradScaler; the scaler's state is checkpointed, so a
+    stopped and resumed run still reaches the same weights."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert main(tiny(assets, full, "--precision", "fp16", steps=4)) == 0
+    assert main(tiny(assets, split, "--precision", "fp16", "--stop-at", 2, steps=4)) == 0
+    assert ckpt(split)["scaler"]["scale"] > 1  # the loss is scaled up, so small gradients survive fp16
+    assert main(tiny(assets, split, "--precision", "fp16", "--resume", steps=4)) == 0
+    assert same_weights(ckpt(full)["model"], ckpt(split)["model"])
+    assert ckpt(full)["scaler"] == ckpt(split)["scaler"]
+    assert ckpt(tmp_path / "full")["config"]["precision"] == "fp16"
+
+
 def test_cosine_schedule_ends_near_zero_and_resumes_exactly(tmp_path, assets):
     import math
     full, split = tmp_path / "full", tmp_path / "split"

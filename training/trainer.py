@@ -20,8 +20,9 @@ reaches bitwise the same weights on CPU, because batches and noise are pure func
 it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the backwards of nearest
 upsampling and reflection padding add with atomics, in no fixed order.
 
-Speed: bf16 autocast and channels_last on GPUs and on CPUs where it is faster (`fastnst.device.pick_precision`;
-Gram matrices and losses stay fp32 in fastnst.losses), cudnn.benchmark and fused Adam on GPUs, optional
+Speed: half-precision autocast and channels_last on GPUs (bf16 where native, else fp16 with a GradScaler) and
+bf16 on CPUs where it is faster (`fastnst.device.pick_precision`; Gram matrices and losses stay fp32 in
+fastnst.losses), cudnn.benchmark and fused Adam on GPUs, optional
 torch.compile, the photo cache resident on the GPU, and no host sync except every `log_every` steps. The content
 image only runs through VGG up to the content layer.
 """
@@ -36,6 +37,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
+from fastnst.device import AUTOCAST_DTYPES
 from fastnst.formats import DATA_FOLDER, DEVICE, HELDOUT_PREFIX, SPEED, STYLE_IMAGE, WALL_TIME
 from fastnst.losses import PerceptualLoss
 from fastnst.models import build_model
@@ -207,16 +209,22 @@ class Run:
         self.net = net.to(memory_format=self.memory_format)
         self.loss_fn = self.loss_fn.to(memory_format=self.memory_format)
         self.opt = torch.optim.Adam(net.parameters(), lr=r.lr, fused=cuda)
+        # fp16's narrow range underflows small gradients: scale the loss up and the gradients back (skipping a step
+        # that overflowed). bf16 has fp32's range and needs none; a disabled scaler passes everything through.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=r.precision == "fp16")
         self.start_step = 0
         if ckpt is not None:
             net.load_state_dict(ckpt["model"])
             self.opt.load_state_dict(ckpt["optimizer"])
             self.start_step = ckpt["step"]
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
             restore_rng(ckpt["rng"], device)
             self.say(f"resumed {self.run_dir} at step {self.start_step}")
         self.convolutions = [p for m in net.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters()]
         self.norms_only = None  # set by _enter_phase
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16")
+        self.autocast = torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(r.precision, torch.bfloat16),
+                                       enabled=r.precision in AUTOCAST_DTYPES)
         self.step_losses = torch.compile(self._losses) if self.opts.compile else self._losses
         self.g = r.batch_size * self.env.world
         self.total_steps = r.total_steps(self.env.world)
@@ -227,6 +235,7 @@ class Run:
                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
             save_checkpoint(self.folder, {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                                           "step": step, "config": self.cfg.flat(), "rng": rng,
+                                          "scaler": self.scaler.state_dict(),
                                           "data": {"count": self.cache.count, "cache": self.cache.path.stem}})
 
     # ----------------------------------------------------------------------------------- phase and schedule
@@ -295,9 +304,10 @@ class Run:
             terms = self.step_losses(x.contiguous(memory_format=self.memory_format), self.style_ids(step),
                                      self.noise(step, 0x7E + self.env.rank), self.moves(step))
         self.opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        self.scaler.scale(terms["total"]).backward()
         self._set_lr(step)
-        self.opt.step()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         return terms
 
     # ------------------------------------------------------------------------------------------- held out
