@@ -21,9 +21,11 @@ Tiling: images above a pixel budget are processed in tiles. Two things keep the 
 For images within STATS_PIXELS the tiled output equals the untiled one up to float rounding.
 """
 import os
+import threading
 import warnings
-import weakref
+from collections import OrderedDict
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -68,10 +70,6 @@ def default_mode(device: torch.device) -> str:
     return mode
 
 
-# Compiled / channels_last copies of a network, per mode; dropped when the network is garbage-collected.
-_prepared: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
-
-
 def half_precision(device: torch.device) -> str:
     """The half precision "compile" runs in: the GPU's own (bf16 or fp16), bf16 on a CPU."""
     return pick_precision("auto", device) if device.type == "cuda" else "bf16"
@@ -81,33 +79,81 @@ def autocast_dtype(mode: str, device: torch.device) -> torch.dtype:
     return AUTOCAST_DTYPES[half_precision(device) if mode == "compile" else mode]
 
 
+# Prepared networks (channels_last, autocast, compiled), least recently used last out. An entry holds its network
+# (so its id cannot be reused while it is cached) and is the only thing here that does: evicting it frees the
+# network unless a Style still holds it. A mode that failed for a network is remembered in its place, so a failed
+# compile (out of memory included) is not retried on every request.
+PREPARED_MAX = 6
+_prepared: "OrderedDict[tuple, object]" = OrderedDict()
+_prepared_lock = threading.Lock()
+
+
+class Failed(NamedTuple):
+    """A mode that failed for a network on a device: its requests go straight to fp32 eager."""
+    network: nn.Module
+    reason: str
+
+
+def cache_key(network: nn.Module, device: torch.device, mode: str) -> tuple:
+    """What a prepared network is specific to: the network itself, the device and the precision it runs in."""
+    dtype = torch.float32 if mode == "fp32" else autocast_dtype(mode, device)
+    return id(network), str(device), mode, dtype
+
+
+def _make_runner(network: nn.Module, device: torch.device, mode: str):
+    """A function (batch, **network keywords) → output: bf16/fp16 autocast + channels_last, or that compiled."""
+    net = network.to(memory_format=torch.channels_last)
+    fn = torch.compile(net, dynamic=True) if mode == "compile" else net
+
+    def run(x, fn=fn, dtype=autocast_dtype(mode, device), **kw):
+        with torch.autocast(device.type, dtype=dtype):
+            return fn(x.contiguous(memory_format=torch.channels_last), **kw).float()
+    run.network = network  # what keeps the id in the key valid while the entry lives
+    return run
+
+
 def _runner(network: nn.Module, device: torch.device, mode: str):
-    """A function (batch, **network keywords) → output for `mode`: plain fp32, bf16/fp16 autocast + channels_last,
-    or that compiled."""
+    """The function to run `network` in `mode` with: itself for fp32, a prepared one (cached) otherwise, None if
+    that mode already failed for it here."""
     if mode == "fp32":
         return network
-    cache = _prepared.setdefault(network, {})
-    if mode not in cache:
-        net = network.to(memory_format=torch.channels_last)
-        fn = torch.compile(net, dynamic=True) if mode == "compile" else net
+    key = cache_key(network, device, mode)
+    with _prepared_lock:
+        entry = _prepared.get(key)
+        if entry is None:
+            entry = _prepared[key] = _make_runner(network, device, mode)
+            while len(_prepared) > PREPARED_MAX:
+                _prepared.popitem(last=False)
+        _prepared.move_to_end(key)
+    return None if isinstance(entry, Failed) else entry
 
-        def run(x, fn=fn, dtype=autocast_dtype(mode, device), **kw):
-            with torch.autocast(device.type, dtype=dtype):
-                return fn(x.contiguous(memory_format=torch.channels_last), **kw).float()
-        cache[mode] = run
-    return cache[mode]
+
+def _remember_failure(network: nn.Module, device: torch.device, mode: str, err: Exception) -> None:
+    with _prepared_lock:
+        _prepared[cache_key(network, device, mode)] = Failed(network, f"{type(err).__name__}: {err}")
+    if isinstance(err, torch.OutOfMemoryError) and device.type == "cuda":
+        torch.cuda.empty_cache()  # what the failed attempt left cached is what fp32 eager now needs
+
+
+def clear_prepared() -> None:
+    """Forget every prepared network and remembered failure (tests; a server that swaps its whole gallery)."""
+    with _prepared_lock:
+        _prepared.clear()
 
 
 def forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
-    """`network(x)` in execution `mode` (see MODES), falling back to fp32 eager if that mode fails."""
+    """`network(x)` in execution `mode` (see MODES), falling back to fp32 eager if that mode fails (remembered)."""
     run = _runner(network, x.device, mode)
+    if run is None:
+        return network(x)
     try:
         return run(x)
     except Exception as err:  # a compiler failure must not cost the user their image: fall back to eager fp32
         if mode == "fp32":
             raise
-        _prepared.get(network, {}).pop(mode, None)
-        warnings.warn(f"fastnst: {mode} inference failed ({type(err).__name__}: {err}); using fp32 eager.")
+        _remember_failure(network, x.device, mode, err)
+        warnings.warn(f"fastnst: {mode} inference failed ({type(err).__name__}: {err}); using fp32 eager for this "
+                      f"network from now on.")
         return network(x)
 
 
@@ -115,7 +161,8 @@ def forward_between(network: nn.Module, x: torch.Tensor, mode: str, between) -> 
     """`network(x, between=between)` in `mode`, eager half precision for "compile" (a compiled network has no door
     between its layers); plain `forward` if that fails, so a frame is never lost to it."""
     try:
-        return _runner(network, x.device, half_precision(x.device) if mode == "compile" else mode)(x, between=between)
+        run = _runner(network, x.device, half_precision(x.device) if mode == "compile" else mode) or network
+        return run(x, between=between)
     except Exception as err:
         warnings.warn(f"fastnst: painting with carried features failed ({type(err).__name__}: {err}); painting "
                       f"the frame on its own.")

@@ -60,3 +60,62 @@ def test_fp16_paints_close_to_fp32():
     fp32 = inference.stylize_tensor(x, style, device="cpu", mode="fp32")
     fp16 = inference.stylize_tensor(x, style, device="cpu", mode="fp16")
     assert fp16.dtype == torch.float32 and 0 < float((fp32 - fp16).abs().mean()) < 2 / 255
+
+
+# --- the prepared-network cache ---------------------------------------------------------------------------------
+@pytest.fixture
+def empty_cache():
+    inference.clear_prepared()
+    yield inference._prepared
+    inference.clear_prepared()
+
+
+def test_prepared_networks_are_keyed_by_network_device_and_precision(empty_cache, monkeypatch):
+    from fastnst.models import TransformerNet
+    net, cpu = TransformerNet(width=0.25, num_residual_blocks=1), torch.device("cpu")
+    bf16 = inference._runner(net, cpu, "bf16")
+    assert inference._runner(net, cpu, "bf16") is bf16 and inference._runner(net, cpu, "fp16") is not bf16
+    assert inference._runner(net, cpu, "fp32") is net and len(empty_cache) == 2  # fp32 is the network itself
+    fake_cuda(monkeypatch, CARDS["T4"])
+    monkeypatch.setattr(inference, "_make_runner", lambda network, device, mode: ("prepared", str(device), mode))
+    assert inference._runner(net, CUDA, "compile") == ("prepared", "cuda:0", "compile")
+    assert set(empty_cache) == {(id(net), "cpu", "bf16", torch.bfloat16), (id(net), "cpu", "fp16", torch.float16),
+                                (id(net), "cuda:0", "compile", torch.float16)}
+
+
+def test_the_cache_keeps_a_few_networks_and_frees_what_it_evicts(empty_cache, monkeypatch):
+    import gc
+    import weakref
+
+    from fastnst.models import TransformerNet
+    monkeypatch.setattr(inference, "PREPARED_MAX", 2)
+    nets = [TransformerNet(width=0.25, num_residual_blocks=1) for _ in range(3)]
+    x = torch.rand(1, 3, 16, 16)
+    for net in nets:
+        inference.forward(net, x, "bf16")
+    inference.forward(nets[1], x, "bf16")  # used again: nets[2] is now the least recently used
+    inference.forward(nets[0], x, "bf16")
+    assert [key[0] for key in empty_cache] == [id(nets[1]), id(nets[0])]
+    gone = weakref.ref(nets[2])
+    del nets[2], net
+    gc.collect()
+    assert gone() is None  # nothing of the cache holds an evicted network
+
+
+def test_a_failed_mode_is_remembered_and_not_tried_again(empty_cache, monkeypatch):
+    from fastnst.models import TransformerNet
+    net, x, tries = TransformerNet(width=0.25, num_residual_blocks=1).eval(), torch.rand(1, 3, 16, 16), []
+
+    def failing_runner(network, device, mode):
+        def run(x, **kw):
+            tries.append(mode)
+            raise torch.OutOfMemoryError("CUDA out of memory while compiling")
+        return run
+
+    monkeypatch.setattr(inference, "_make_runner", failing_runner)
+    with pytest.warns(UserWarning, match="OutOfMemoryError"):
+        first = inference.forward(net, x, "compile")
+    with torch.no_grad():
+        assert torch.equal(first, net(x)) and torch.equal(inference.forward(net, x, "compile"), net(x))
+    assert tries == ["compile"]  # the second request went straight to fp32 eager
+    assert isinstance(empty_cache[inference.cache_key(net, x.device, "compile")], inference.Failed)
