@@ -31,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import AUTOCAST_DTYPES, pick_device, pick_precision
+from .device import AUTOCAST_DTYPES, memory_plan, pick_device, pick_precision
 from .errors import FastNSTError, InvalidOptionError
 from .imageio import image_to_tensor, load_image, resize_max_side, tensor_to_image
 from .styles import Style, load_style
 
-AUTO_TILE_PIXELS = {"cpu": 4_200_000, "cuda": 16_000_000}  # above this many pixels, tile automatically
+# Above this many pixels, tile automatically; on a GPU at most what its free memory allows (auto_tiling).
+AUTO_TILE_PIXELS = {"cpu": 4_200_000, "cuda": 16_000_000}
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}  # tile core size in pixels
 MARGIN = 64  # ≥ receptive-field radius (54 px), multiple of 4
 BLEND = 16  # width of the linear cross-fade between neighbouring tile cores
@@ -68,6 +69,16 @@ def default_mode(device: torch.device) -> str:
     if mode not in MODES:
         raise InvalidOptionError(f"FASTNST_MODE must be one of {', '.join(MODES)}, not {mode!r}.")
     return mode
+
+
+def auto_tiling(device: torch.device) -> tuple[int, int]:
+    """(pixels painted untiled at most, tile side above that) on `device`: on a GPU also what its free memory
+    allows (`fastnst.device.memory_plan`), counting every image of a batch."""
+    untiled, tile = AUTO_TILE_PIXELS[device.type], DEFAULT_TILE[device.type]
+    if device.type == "cuda":
+        plan = memory_plan(torch.device("cuda", torch.cuda.current_device()) if device.index is None else device)
+        untiled, tile = min(untiled, plan.untiled_pixels), min(tile, plan.tile)
+    return untiled, tile
 
 
 def half_precision(device: torch.device) -> str:
@@ -367,6 +378,7 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     if x.ndim != 4 or x.shape[1] != 3:
         raise InvalidOptionError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}.")
     mode = mode or default_mode(device)
+    untiled, auto_tile = auto_tiling(device)
     if mode not in MODES:
         raise InvalidOptionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}.")
 
@@ -375,8 +387,8 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
         border = frame_width(h, w)
         framed = F.pad(x, (border,) * 4, mode="reflect") if border > 0 else x
         size = tile
-        if size is None and framed[0, 0].numel() > AUTO_TILE_PIXELS[device.type]:
-            size = DEFAULT_TILE[device.type]
+        if size is None and framed[0, 0].numel() * (len(framed) if device.type == "cuda" else 1) > untiled:
+            size = auto_tile
         if size and network.tileable and max(framed.shape[-2:]) > size:
             y = tiled_forward(network, framed, size)
         elif features is not None and final and network.arch == "transformer":

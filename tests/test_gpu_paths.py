@@ -119,3 +119,31 @@ def test_a_failed_mode_is_remembered_and_not_tried_again(empty_cache, monkeypatc
         assert torch.equal(first, net(x)) and torch.equal(inference.forward(net, x, "compile"), net(x))
     assert tries == ["compile"]  # the second request went straight to fp32 eager
     assert isinstance(empty_cache[inference.cache_key(net, x.device, "compile")], inference.Failed)
+
+
+# --- sizing work to the card's memory ---------------------------------------------------------------------------
+GB = 10**9
+
+
+def test_a_t4_paints_one_picture_at_a_time_and_tiles_what_an_a100_paints_whole():
+    t4, a100 = D.plan_for_memory(14.5 * GB), D.plan_for_memory(79 * GB)  # free memory of a 15 GB and an 80 GB card
+    assert t4.concurrency == 1 and a100.concurrency == D.MAX_CONCURRENCY
+    assert t4.untiled_pixels >= D.LARGEST_PICTURE  # 4K still untiled on a T4
+    assert t4.untiled_pixels < 16_000_000 <= a100.untiled_pixels + 1_000_000  # 16 MP tiled on a T4 only
+    for plan, free in ((t4, 14.5 * GB), (a100, 79 * GB)):  # what runs at once fits, with its tiles' margins
+        assert plan.concurrency * plan.untiled_pixels * D.BYTES_PER_PIXEL <= free
+        assert plan.concurrency * (plan.tile + 2 * inference.MARGIN) ** 2 * D.BYTES_PER_PIXEL <= free
+        assert plan.tile % 4 == 0
+    small = D.plan_for_memory(2 * GB)  # a card mostly taken by something else still paints, one at a time
+    assert small.concurrency == 1 and small.tile >= D.TILE_RANGE[0] and small.untiled_pixels < 2_000_000
+
+
+def test_painting_on_a_gpu_tiles_by_its_free_memory(monkeypatch):
+    D.memory_plan.cache_clear()
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(14.5 * GB), 15 * GB))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    untiled, tile = inference.auto_tiling(torch.device("cuda"))
+    assert (untiled, tile) == (D.plan_for_memory(14.5 * GB).untiled_pixels, inference.DEFAULT_TILE["cuda"])
+    assert inference.auto_tiling(torch.device("cpu")) == (inference.AUTO_TILE_PIXELS["cpu"],
+                                                          inference.DEFAULT_TILE["cpu"])
+    D.memory_plan.cache_clear()
