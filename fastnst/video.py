@@ -103,7 +103,7 @@ def _output_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
 def paint_frame(frame: np.ndarray, style: Style, *, strength: float = 1.0, preserve_color: bool = False,
                 brush: float = 1.0, device=None, features=None) -> np.ndarray:
     """One uint8 H×W×3 RGB frame painted, same size and type (`features`: a Smoother's, see stylize_tensor)."""
-    x = torch.from_numpy(np.require(frame, np.uint8, ["C", "W"])).permute(2, 0, 1)[None].float().div_(255)
+    x = torch.from_numpy(np.require(frame, np.uint8, ["C", "W"])).permute(2, 0, 1)[None]  # uint8: converted on device
     y = stylize_tensor(x, style, strength=strength, preserve_color=preserve_color, brush=brush, device=device,
                        features=features)
     return y[0].mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
