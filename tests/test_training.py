@@ -204,6 +204,10 @@ def test_fp16_trains_with_a_grad_scaler_whose_state_resumes(tmp_path, assets):
     assert same_weights(ckpt(full)["model"], ckpt(split)["model"])
     assert ckpt(full)["scaler"] == ckpt(split)["scaler"]
     assert ckpt(tmp_path / "full")["config"]["precision"] == "fp16"
+    # another machine's precision (a T4's run continued on an A100, or on a CPU) continues it
+    other = tmp_path / "other"
+    assert main(tiny(assets, other, "--precision", "fp16", "--stop-at", 2, steps=4)) == 0
+    assert main(tiny(assets, other, "--precision", "fp32", "--resume", steps=4)) == 0 and ckpt(other)["step"] == 4
 
 
 def test_cosine_schedule_ends_near_zero_and_resumes_exactly(tmp_path, assets):

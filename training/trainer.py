@@ -110,12 +110,16 @@ def restore_rng(rng: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(states[index], device)
 
 
+COMPUTED_AS = ("precision",)  # recipe fields a resumed run may change
+
+
 def check_same_recipe(then: dict, recipe: Recipe, run_dir: Path) -> None:
     """A checkpoint continues only under the recipe it was trained with (what the weights learned depends on
-    every field of it); keys a newer version added compare as their defaults."""
+    every field of it); keys a newer version added compare as their defaults. The precision is how the arithmetic
+    is done, chosen per machine (and on a CPU by timing): a run may continue in another one, on another card."""
     defaults = asdict(Recipe())
     changed = [f"{name} ({then.get(name, defaults[name])!r} → {now!r})" for name, now in recipe.learned().items()
-               if then.get(name, defaults[name]) != now]
+               if name not in COMPUTED_AS and then.get(name, defaults[name]) != now]
     if changed:
         raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
 
@@ -220,7 +224,9 @@ class Run:
             if ckpt.get("scaler"):
                 self.scaler.load_state_dict(ckpt["scaler"])
             restore_rng(ckpt["rng"], device)
-            self.say(f"resumed {self.run_dir} at step {self.start_step}")
+            then = ckpt["config"].get("precision", r.precision)
+            self.say(f"resumed {self.run_dir} at step {self.start_step}"
+                     f"{f' in {r.precision} (it ran in {then})' if then != r.precision else ''}")
         self.convolutions = [p for m in net.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters()]
         self.norms_only = None  # set by _enter_phase
         self.autocast = torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(r.precision, torch.bfloat16),
@@ -287,7 +293,7 @@ class Run:
         """The stability loss's shifts and grain at `step`: a pure function of (seed, step, rank), like the batches."""
         if not self.recipe.stability_weight:
             return None
-        return torch.Generator().manual_seed(D.derive_seed(self.recipe.seed, step, 0x5B + self.env.rank))
+        return torch.Generator(self.device).manual_seed(D.derive_seed(self.recipe.seed, step, 0x5B + self.env.rank))
 
     def noise(self, step: int, stream: int):
         """TextureNet noise: a pure function of (seed, step, stream), like the batches."""
@@ -299,7 +305,7 @@ class Run:
         """One optimiser step; its phase, batch, noise and learning rate are functions of `step` alone, which is
         what makes a resumed run bitwise the same."""
         self._enter_phase(step)
-        x = self.sampler.batch(step).to(self.device, non_blocking=True)
+        x = self.sampler.batch(step, self.device)
         with self.autocast:
             terms = self.step_losses(x.contiguous(memory_format=self.memory_format), self.style_ids(step),
                                      self.noise(step, 0x7E + self.env.rank), self.moves(step))
