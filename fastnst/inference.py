@@ -4,11 +4,12 @@ Execution modes: a GPU defaults to "compile" (half precision + channels_last + t
 slower than fp32 there because of InstanceNorm, so compilation is what makes half precision pay), falling back to
 fp32 eager if compilation fails. The half precision is the card's own (`fastnst.device.pick_precision`): bf16
 where it is native (compute capability 8.0 on), fp16 before (a T4); "fp16" and "bf16" name one for eager runs.
-ZeroGPU does not support torch.compile, so there a GPU defaults to fp32 eager. A CPU on which bf16 is measurably faster (timed once per process,
-`fastnst.device.cpu_bf16_is_faster`) defaults to "bf16": bf16 autocast + channels_last, visually identical to fp32;
-other CPUs use "fp32" (emulated bf16 is slower, and some CPUs with native bf16 run it slower than fp32 too).
-`FASTNST_MODE` overrides the choice. CPU compilation recompiles for every new image size, which takes minutes, so
-it is never a default. The measurements behind these choices are in bench/RESULTS.md.
+ZeroGPU does not support torch.compile, so there a GPU defaults to fp32 eager. A CPU on which bf16 is measurably
+faster (timed once per process, `fastnst.device.cpu_bf16_is_faster`) defaults to "bf16": bf16 autocast +
+channels_last, visually identical to fp32; other CPUs use "fp32" (emulated bf16 is slower, and some CPUs with
+native bf16 run it slower than fp32 too). `FASTNST_MODE` overrides the choice. CPU compilation recompiles for
+every new image size, which takes minutes, so it is never a default. The measurements behind these choices are in
+bench/RESULTS.md.
 
 Tiling: images above a pixel budget are processed in tiles. Two things keep the seams invisible:
 1. Instance-norm statistics are global: one pass over the whole image (downscaled to at most STATS_PIXELS)
@@ -91,9 +92,9 @@ def autocast_dtype(mode: str, device: torch.device) -> torch.dtype:
     return AUTOCAST_DTYPES[half_precision(device) if mode == "compile" else mode]
 
 
-# Prepared networks (channels_last, autocast, compiled), least recently used last out. An entry holds its network
-# (so its id cannot be reused while it is cached) and is the only thing here that does: evicting it frees the
-# network unless a Style still holds it. A mode that failed for a network is remembered in its place, so a failed
+# Prepared networks (channels_last, autocast, compiled), the least recently used evicted first. An entry holds its
+# network (so its id cannot be reused while it is cached) and is the only thing here that does: evicting it frees
+# the network unless a Style still holds it. A mode that failed for a network is remembered in its place, so a failed
 # compile (out of memory included) is not retried on every request.
 PREPARED_MAX = 6
 _prepared: "OrderedDict[tuple, object]" = OrderedDict()
