@@ -4,6 +4,7 @@ import functools
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -54,14 +55,71 @@ def cpu_bf16_is_faster() -> bool:
     return bf16 < 0.9 * fp32
 
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions that run under autocast
+BF16_CAPABILITY = 8  # CUDA compute capability (major) from which tensor cores compute bf16: Ampere on
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    """Whether this GPU computes bf16 natively. A T4 (sm 7.5) or V100 (7.0) has fp16 tensor cores only and runs
+    bf16 emulated, slower than fp32, so there fp16 is the fast half precision."""
+    return torch.cuda.get_device_capability(device)[0] >= BF16_CAPABILITY
+
+
 def pick_precision(precision: str, device: torch.device) -> str:
-    """"auto" → bf16 autocast on a GPU and on a CPU where it is measurably faster (`cpu_bf16_is_faster`), fp32
-    elsewhere; "bf16"/"fp32" as given."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise InvalidOptionError(f"precision must be auto, bf16 or fp32, not {precision!r}.")
+    """"auto" → on a GPU bf16 autocast where it is native (`cuda_has_bf16`), else fp16 (training adds a GradScaler);
+    on a CPU bf16 where it is measurably faster (`cpu_bf16_is_faster`), else fp32. Anything else as given."""
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_faster()) else "fp32"
+    if device.type == "cuda":
+        return "bf16" if cuda_has_bf16(device) else "fp16"
+    return "bf16" if device.type == "cpu" and cpu_bf16_is_faster() else "fp32"
+
+
+# --- sizing work to a GPU's memory -------------------------------------------------------------------------------
+# Peak GPU memory of painting one pixel with the full TransformerNet in fp32 eager (the fallback every mode must
+# fit): the decoder's last stage holds a 64-channel upsampled copy, its padded copy and a 32-channel output at full
+# resolution, with the caller's framed input and output beside them. An estimate with headroom; bench/gpu_check.py
+# prints the measured figure.
+BYTES_PER_PIXEL = 1024
+MEMORY_SHARE = 0.8  # of the free memory: cuDNN workspaces and the caching allocator's fragmentation need the rest
+LARGEST_PICTURE = 3840 * 2160  # what the Space offers at most (4K)
+MAX_UNTILED_PIXELS = 16_000_000  # above this a picture is tiled however large the card
+TILE_RANGE = (256, 1024)  # tile core sides
+MAX_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a card of `free_bytes` free memory is used: paintings at once, the largest painted untiled, tile side."""
+    concurrency: int
+    untiled_pixels: int
+    tile: int
+
+
+def plan_for_memory(free_bytes: int, *, bytes_per_pixel: int = BYTES_PER_PIXEL,
+                    max_concurrency: int = MAX_CONCURRENCY) -> MemoryPlan:
+    """As many paintings at once as fit with a 4K picture each (at least one), then the largest picture each may
+    paint untiled in its share, and a tile (with its margins) that fits that share too. Fixed numbers were right for
+    an 80 GB card only: a 15 GB T4 would run out of memory painting four 16 MP pictures untiled."""
+    from .inference import MARGIN  # the tiles' margins; inference imports this module, so not at the top
+
+    usable = free_bytes * MEMORY_SHARE / bytes_per_pixel  # pixels in flight
+    concurrency = max(1, min(max_concurrency, int(usable // LARGEST_PICTURE)))
+    share = usable / concurrency
+    untiled = int(min(MAX_UNTILED_PIXELS, share))
+    tile = int(min(TILE_RANGE[1], max(TILE_RANGE[0], share ** 0.5 - 2 * MARGIN))) // 4 * 4
+    return MemoryPlan(concurrency, untiled, tile)
+
+
+@functools.cache
+def memory_plan(device: torch.device) -> MemoryPlan:
+    """`plan_for_memory` for this GPU's free memory, read once per device (by the first painting on it, when the
+    process holds little of it)."""
+    free, _total = torch.cuda.mem_get_info(device)
+    return plan_for_memory(free)
 
 
 # glibc's mallopt parameters (malloc.h)

@@ -1,12 +1,15 @@
 """Inference: `stylize(image, style)` for photos, `stylize_tensor(batch, style)` for video frames.
 
-Execution modes: a GPU defaults to "compile" (bf16 + channels_last + torch.compile; eager bf16 is slower than
-fp32 there because of InstanceNorm, so compilation is what makes bf16 pay), falling back to fp32 eager if
-compilation fails. A CPU on which bf16 is measurably faster (timed once per process,
-`fastnst.device.cpu_bf16_is_faster`) defaults to "bf16": bf16 autocast + channels_last, visually identical to fp32;
-other CPUs use "fp32" (emulated bf16 is slower, and some CPUs with native bf16 run it slower than fp32 too).
-`FASTNST_MODE` overrides the choice. CPU compilation recompiles for every new image size, which takes minutes, so
-it is never a default. The measurements behind these choices are in bench/RESULTS.md.
+Execution modes: a GPU defaults to "compile" (half precision + channels_last + torch.compile; eager bf16 is
+slower than fp32 there because of InstanceNorm, so compilation is what makes half precision pay), falling back to
+fp32 eager if compilation fails. The half precision is the card's own (`fastnst.device.pick_precision`): bf16
+where it is native (compute capability 8.0 on), fp16 before (a T4); "fp16" and "bf16" name one for eager runs.
+ZeroGPU does not support torch.compile, so there a GPU defaults to fp32 eager. A CPU on which bf16 is measurably
+faster (timed once per process, `fastnst.device.cpu_bf16_is_faster`) defaults to "bf16": bf16 autocast +
+channels_last, visually identical to fp32; other CPUs use "fp32" (emulated bf16 is slower, and some CPUs with
+native bf16 run it slower than fp32 too). `FASTNST_MODE` overrides the choice. CPU compilation recompiles for
+every new image size, which takes minutes, so it is never a default. The measurements behind these choices are in
+bench/RESULTS.md.
 
 Tiling: images above a pixel budget are processed in tiles. Two things keep the seams invisible:
 1. Instance-norm statistics are global: one pass over the whole image (downscaled to at most STATS_PIXELS)
@@ -19,25 +22,29 @@ Tiling: images above a pixel budget are processed in tiles. Two things keep the 
 For images within STATS_PIXELS the tiled output equals the untiled one up to float rounding.
 """
 import os
+import threading
 import warnings
-import weakref
+from collections import OrderedDict
 from contextlib import contextmanager
+from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import pick_device, pick_precision
+from .device import AUTOCAST_DTYPES, memory_plan, pick_device, pick_precision
 from .errors import FastNSTError, InvalidOptionError
-from .imageio import image_to_tensor, load_image, resize_max_side, tensor_to_image
+from .imageio import load_image, resize_max_side, tensor_to_image
 from .styles import Style, load_style
 
-AUTO_TILE_PIXELS = {"cpu": 4_200_000, "cuda": 16_000_000}  # above this many pixels, tile automatically
+# Above this many pixels, tile automatically; on a GPU at most what its free memory allows (auto_tiling).
+AUTO_TILE_PIXELS = {"cpu": 4_200_000, "cuda": 16_000_000}
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}  # tile core size in pixels
 MARGIN = 64  # ≥ receptive-field radius (54 px), multiple of 4
 BLEND = 16  # width of the linear cross-fade between neighbouring tile cores
 STATS_PIXELS = 2_100_000  # IN statistics are first taken from the image downscaled to at most this many pixels
-MODES = ("fp32", "bf16", "compile")
+MODES = ("fp32", "bf16", "fp16", "compile")
 # A network can tell where the picture ends (the padding) and may learn to paint a band of its own along the edge.
 # So the photo is painted inside a mirrored frame of BORDER px, cut off afterwards.
 BORDER = 32
@@ -49,53 +56,126 @@ def frame_width(h: int, w: int) -> int:
     return max(0, min(BORDER, h - 1, w - 1))
 
 
+def on_zero_gpu() -> bool:
+    """A ZeroGPU Space (what Gradio itself checks): no torch.compile there."""
+    return os.environ.get("SPACES_ZERO_GPU") == "true"
+
+
 def default_mode(device: torch.device) -> str:
-    mode = os.environ.get("FASTNST_MODE") or ("compile" if device.type == "cuda" else
-                                              "bf16" if pick_precision("auto", device) == "bf16" else "fp32")
+    if os.environ.get("FASTNST_MODE"):
+        mode = os.environ["FASTNST_MODE"]
+    elif device.type == "cuda":
+        mode = "fp32" if on_zero_gpu() else "compile"
+    else:
+        mode = "bf16" if pick_precision("auto", device) == "bf16" else "fp32"
     if mode not in MODES:
         raise InvalidOptionError(f"FASTNST_MODE must be one of {', '.join(MODES)}, not {mode!r}.")
     return mode
 
 
-# Compiled / channels_last copies of a network, per mode; dropped when the network is garbage-collected.
-_prepared: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+def auto_tiling(device: torch.device) -> tuple[int, int]:
+    """(pixels painted untiled at most, tile side above that) on `device`: on a GPU also what its free memory
+    allows (`fastnst.device.memory_plan`), counting every image of a batch."""
+    untiled, tile = AUTO_TILE_PIXELS[device.type], DEFAULT_TILE[device.type]
+    if device.type == "cuda":
+        plan = memory_plan(torch.device("cuda", torch.cuda.current_device()) if device.index is None else device)
+        untiled, tile = min(untiled, plan.untiled_pixels), min(tile, plan.tile)
+    return untiled, tile
+
+
+def half_precision(device: torch.device) -> str:
+    """The half precision "compile" runs in: the GPU's own (bf16 or fp16), bf16 on a CPU."""
+    return pick_precision("auto", device) if device.type == "cuda" else "bf16"
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype:
+    return AUTOCAST_DTYPES[half_precision(device) if mode == "compile" else mode]
+
+
+# Prepared networks (channels_last, autocast, compiled), the least recently used evicted first. An entry holds its
+# network (so its id cannot be reused while it is cached) and is the only thing here that does: evicting it frees
+# the network unless a Style still holds it. A mode that failed for a network is remembered in its place, so a failed
+# compile (out of memory included) is not retried on every request.
+PREPARED_MAX = 6
+_prepared: "OrderedDict[tuple, object]" = OrderedDict()
+_prepared_lock = threading.Lock()
+
+
+class Failed(NamedTuple):
+    """A mode that failed for a network on a device: its requests go straight to fp32 eager."""
+    network: nn.Module
+    reason: str
+
+
+def cache_key(network: nn.Module, device: torch.device, mode: str) -> tuple:
+    """What a prepared network is specific to: the network itself, the device and the precision it runs in."""
+    dtype = torch.float32 if mode == "fp32" else autocast_dtype(mode, device)
+    return id(network), str(device), mode, dtype
+
+
+def _make_runner(network: nn.Module, device: torch.device, mode: str):
+    """A function (batch, **network keywords) → output: bf16/fp16 autocast + channels_last, or that compiled."""
+    net = network.to(memory_format=torch.channels_last)
+    fn = torch.compile(net, dynamic=True) if mode == "compile" else net
+
+    def run(x, fn=fn, dtype=autocast_dtype(mode, device), **kw):
+        with torch.autocast(device.type, dtype=dtype):
+            return fn(x.contiguous(memory_format=torch.channels_last), **kw).float()
+    run.network = network  # what keeps the id in the key valid while the entry lives
+    return run
 
 
 def _runner(network: nn.Module, device: torch.device, mode: str):
-    """A function (batch, **network keywords) → output for `mode`: plain fp32, bf16 autocast + channels_last, or
-    that compiled."""
+    """The function to run `network` in `mode` with: itself for fp32, a prepared one (cached) otherwise, None if
+    that mode already failed for it here."""
     if mode == "fp32":
         return network
-    cache = _prepared.setdefault(network, {})
-    if mode not in cache:
-        net = network.to(memory_format=torch.channels_last)
-        fn = torch.compile(net, dynamic=True) if mode == "compile" else net
+    key = cache_key(network, device, mode)
+    with _prepared_lock:
+        entry = _prepared.get(key)
+        if entry is None:
+            entry = _prepared[key] = _make_runner(network, device, mode)
+            while len(_prepared) > PREPARED_MAX:
+                _prepared.popitem(last=False)
+        _prepared.move_to_end(key)
+    return None if isinstance(entry, Failed) else entry
 
-        def run(x, fn=fn, **kw):
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                return fn(x.contiguous(memory_format=torch.channels_last), **kw).float()
-        cache[mode] = run
-    return cache[mode]
+
+def _remember_failure(network: nn.Module, device: torch.device, mode: str, err: Exception) -> None:
+    with _prepared_lock:
+        _prepared[cache_key(network, device, mode)] = Failed(network, f"{type(err).__name__}: {err}")
+    if isinstance(err, torch.OutOfMemoryError) and device.type == "cuda":
+        torch.cuda.empty_cache()  # what the failed attempt left cached is what fp32 eager now needs
+
+
+def clear_prepared() -> None:
+    """Forget every prepared network and remembered failure (tests; a server that swaps its whole gallery)."""
+    with _prepared_lock:
+        _prepared.clear()
 
 
 def forward(network: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
-    """`network(x)` in execution `mode` (see MODES), falling back to fp32 eager if that mode fails."""
+    """`network(x)` in execution `mode` (see MODES), falling back to fp32 eager if that mode fails (remembered)."""
     run = _runner(network, x.device, mode)
+    if run is None:
+        return network(x)
     try:
         return run(x)
     except Exception as err:  # a compiler failure must not cost the user their image: fall back to eager fp32
         if mode == "fp32":
             raise
-        _prepared.get(network, {}).pop(mode, None)
-        warnings.warn(f"fastnst: {mode} inference failed ({type(err).__name__}: {err}); using fp32 eager.")
+        _remember_failure(network, x.device, mode, err)
+        warnings.warn(f"fastnst: {mode} inference failed ({type(err).__name__}: {err}); using fp32 eager for this "
+                      f"network from now on.")
         return network(x)
 
 
 def forward_between(network: nn.Module, x: torch.Tensor, mode: str, between) -> torch.Tensor:
-    """`network(x, between=between)` in `mode`, eager bf16 for "compile" (a compiled network has no door between
-    its layers); plain `forward` if that fails, so a frame is never lost to it."""
+    """`network(x, between=between)` in `mode`, eager half precision for "compile" (a compiled network has no door
+    between its layers); plain `forward` if that fails, so a frame is never lost to it."""
     try:
-        return _runner(network, x.device, "bf16" if mode == "compile" else mode)(x, between=between)
+        run = _runner(network, x.device, half_precision(x.device) if mode == "compile" else mode) or network
+        return run(x, between=between)
     except Exception as err:
         warnings.warn(f"fastnst: painting with carried features failed ({type(err).__name__}: {err}); painting "
                       f"the frame on its own.")
@@ -281,7 +361,8 @@ def brushed(paint, x: torch.Tensor, brush: float) -> torch.Tensor:
 def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserve_color: bool = False,
                    brush: float = 1.0, tile: int | None = None, device=None, mode: str | None = None,
                    features=None) -> torch.Tensor:
-    """Stylise a (B, 3, H, W) float batch in [0, 1] (e.g. video frames); returns the same shape on `device`.
+    """Stylise a (B, 3, H, W) float batch in [0, 1], or uint8 in [0, 255] (e.g. video frames); returns the same
+    shape, float in [0, 1], on `device`.
 
     `brush`: stroke size, × the network's own (BRUSH_RANGE; see `brushed`). `tile`: None tiles automatically
     above AUTO_TILE_PIXELS, 0 never tiles, N uses N-pixel tiles. `features(f, border, scale)` (video, from
@@ -296,18 +377,22 @@ def stylize_tensor(batch: torch.Tensor, style, *, strength: float = 1.0, preserv
     if getattr(network, "styles", None):
         raise InvalidOptionError(f"{style.name} is a family network of {len(network.styles)} paintings; paint with "
                                  f"one of its exported networks (the run's export/<painting> folders).")
-    x = batch.to(device=device, dtype=torch.float32)
+    # uint8 travels to a GPU at a quarter of float32's bytes and is converted there
+    x = batch.to(device).float().div_(255) if batch.dtype == torch.uint8 else batch.to(device, torch.float32)
     if x.ndim != 4 or x.shape[1] != 3:
         raise InvalidOptionError(f"expected a (B, 3, H, W) batch, got shape {tuple(x.shape)}.")
     mode = mode or default_mode(device)
+    untiled, auto_tile = auto_tiling(device)
+    if mode not in MODES:
+        raise InvalidOptionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}.")
 
     def paint(x, final=True):
         h, w = x.shape[-2:]
         border = frame_width(h, w)
         framed = F.pad(x, (border,) * 4, mode="reflect") if border > 0 else x
         size = tile
-        if size is None and framed[0, 0].numel() > AUTO_TILE_PIXELS[device.type]:
-            size = DEFAULT_TILE[device.type]
+        if size is None and framed[0, 0].numel() * (len(framed) if device.type == "cuda" else 1) > untiled:
+            size = auto_tile
         if size and network.tileable and max(framed.shape[-2:]) > size:
             y = tiled_forward(network, framed, size)
         elif features is not None and final and network.arch == "transformer":
@@ -338,9 +423,10 @@ def stylize(image, style, *, strength: float = 1.0, preserve_color: bool = False
     style = style if isinstance(style, Style) else load_style(style, device=device)
     photo = resize_max_side(load_image(image, max_pixels=max_pixels), max_side)
     try:
-        out = stylize_tensor(image_to_tensor(photo), style, strength=strength, preserve_color=preserve_color,
+        pixels = torch.from_numpy(np.asarray(photo).copy()).permute(2, 0, 1)[None]  # uint8
+        out = stylize_tensor(pixels, style, strength=strength, preserve_color=preserve_color,
                              brush=brush, tile=tile, device=device)
     except torch.OutOfMemoryError as err:
         raise FastNSTError(f"Out of memory stylising a {photo.width}×{photo.height} image; try a smaller max side "
                            f"or a smaller tile size.") from err
-    return tensor_to_image(out[0].cpu())
+    return tensor_to_image(out[0])  # converted to uint8 where it was painted, then copied: a quarter of the bytes

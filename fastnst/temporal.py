@@ -178,7 +178,7 @@ def carry_features(features, last, flow: np.ndarray, trust: np.ndarray, weight: 
                             indexing="ij")
     motion = torch.from_numpy(flow)
     grid = torch.stack([(xs + motion[..., 0]) * (2 / (w - 1)) - 1, (ys + motion[..., 1]) * (2 / (h - 1)) - 1], -1)
-    moved = F.grid_sample(last.float(), grid[None].to(f.device), mode="bicubic", padding_mode="border",
+    moved = F.grid_sample(last.float().to(f.device), grid[None].to(f.device), mode="bicubic", padding_mode="border",
                           align_corners=True)
     share = torch.from_numpy(weight * trust)[None, None].to(f.device)
     return (f + share * (moved - f)).to(features.dtype)
@@ -403,6 +403,18 @@ class Smoother:
     def reset(self) -> None:
         self._last = self._features = None
         self._canvas.reset()
+
+    def __getstate__(self) -> dict:
+        """What crosses a process boundary (ZeroGPU paints in a worker, pickling arguments and results, so a
+        visitor's smoother must travel there and back): the last features on the CPU, since unpickling a CUDA
+        tensor would start CUDA in the main process, and no OpenCV flow object, which does not pickle and keeps
+        nothing from one frame to the next (it is made again on use)."""
+        state = self.__dict__.copy()
+        state["_dis"] = None
+        if state["_features"] is not None:
+            features, border, scale = state["_features"]
+            state["_features"] = (features.cpu(), border, scale)
+        return state
 
     def _feature_carrier(self, moved):
         """The `features` function for this frame: blends in the last frame's features along `moved` (flow back,

@@ -103,7 +103,7 @@ def _output_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
 def paint_frame(frame: np.ndarray, style: Style, *, strength: float = 1.0, preserve_color: bool = False,
                 brush: float = 1.0, device=None, features=None) -> np.ndarray:
     """One uint8 H×W×3 RGB frame painted, same size and type (`features`: a Smoother's, see stylize_tensor)."""
-    x = torch.from_numpy(np.require(frame, np.uint8, ["C", "W"])).permute(2, 0, 1)[None].float().div_(255)
+    x = torch.from_numpy(np.require(frame, np.uint8, ["C", "W"])).permute(2, 0, 1)[None]  # uint8: converted on device
     y = stylize_tensor(x, style, strength=strength, preserve_color=preserve_color, brush=brush, device=device,
                        features=features)
     return y[0].mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
@@ -163,9 +163,24 @@ def probe(src, limits: VideoLimits = VideoLimits()) -> dict:
                 "decodable": first is not None}
 
 
+def paint_frames(frames, style, smoother: Smoother, *, strength: float = 1.0, preserve_color: bool = False,
+                 brush: float = 1.0, device=None) -> tuple[list[np.ndarray], Smoother]:
+    """Consecutive uint8 H×W×3 frames painted in order through `smoother`; returns (the paintings, the smoother).
+    What a ZeroGPU Space runs inside its `spaces.GPU` function: the smoother comes back with the call's result,
+    because what the worker changes is lost with it (fastnst.zerogpu)."""
+    device = pick_device(device)
+    style = style if isinstance(style, Style) else load_style(style, device=device)
+
+    def paint(rgb, features):
+        return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, brush=brush,
+                           device=device, features=features)
+    return [smoother(frame, paint) for frame in frames], smoother
+
+
 def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: bool = False, brush: float = 1.0,
                   max_side: int | None = 640, smooth: float = STEADY, device=None,
-                  limits: VideoLimits = VideoLimits(), progress=None, cancelled=None) -> VideoResult:
+                  limits: VideoLimits = VideoLimits(), progress=None, cancelled=None, painter=None,
+                  frames_per_call: int | None = None) -> VideoResult:
     """Paint the video at `src` in `style` and write H.264 mp4 to `dst` (audio kept); returns a VideoResult.
 
     `brush`: stroke size as for a photo (fastnst.inference.brushed); `max_side`: the painted frames' longer side
@@ -173,12 +188,17 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
     `progress(done, total, elapsed_s)` is called after each frame (`total` is an estimate, 0 when the file does not
     say); `cancelled()` is asked before each frame and True stops the painting (Cancelled is raised). Errors are FastNSTError subclasses with one sentence; on any error
     nothing is left at `dst` or beside it.
+
+    `painter(frames, smoother)` → (paintings, smoother) paints chunks of `frames_per_call` frames elsewhere (on
+    ZeroGPU, a `spaces.GPU` function around `paint_frames`; the chunk size by default fits one call's time,
+    fastnst.zerogpu.frames_per_call); without it every frame is painted here (and `style` loaded here).
     """
     import av
     _check_options(strength, max_side, smooth, brush)
     src, dst = Path(src), Path(dst)
-    device = pick_device(device)
-    style = style if isinstance(style, Style) else load_style(style, device=device)
+    if painter is None:
+        device = pick_device(device)
+        style = style if isinstance(style, Style) else load_style(style, device=device)
     info = probe(src, limits)
     if not info["decodable"]:
         raise InvalidVideoError("The video holds no frames.")
@@ -188,14 +208,19 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
         raise VideoTooLargeError(f"Painting this video means {total / 1e6:,.0f} million pixels ({info['frames']} "
                                  f"frames of {size[0]}×{size[1]}); the limit here is {limits.max_pixels / 1e6:,.0f} "
                                  f"million. Choose a smaller size or a shorter clip.")
+    if painter is None:
+        per_call = 1
+    else:
+        from .zerogpu import frames_per_call as fitting
+        per_call = frames_per_call or fitting(*size)
     part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    t0, done, last_pts = time.perf_counter(), 0, -1
+    t0, done, last_pts, pending = time.perf_counter(), 0, -1, []
     smoother = Smoother(steady=smooth, features=FEATURES if smooth > 0 else 0.0,  # smooth 0: each frame alone
                         glue=GLUE if smooth > 0 else 0.0)
 
-    def paint(rgb, features):
-        return paint_frame(rgb, style, strength=strength, preserve_color=preserve_color, brush=brush,
-                           device=device, features=features)
+    def paint_here(frames, smoother):
+        return paint_frames(frames, style, smoother, strength=strength, preserve_color=preserve_color, brush=brush,
+                            device=device)
 
     try:
         with _open(src) as container, av.open(str(part), "w", format="mp4") as out:
@@ -208,22 +233,33 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
             vout.time_base = vout.codec_context.time_base = vin.time_base  # each frame keeps its own timestamp
             vout.options = {"crf": CRF, "preset": PRESET}
             aout, resample = _audio_stream(out, ain) if ain is not None else (None, None)
-            for packet in container.demux(*([vin] + ([ain] if ain is not None else []))):
-                if packet.stream is ain:
-                    _mux_audio(out, aout, resample, packet)
-                    continue
-                for frame in _decode(packet, done):
-                    if cancelled is not None and cancelled():
-                        raise Cancelled("The painting was cancelled; nothing was kept.")
-                    painted = smoother(_upright(frame, size, info["turns"]), paint)
-                    picture = av.VideoFrame.from_ndarray(painted, format="rgb24").reformat(format="yuv420p")
-                    # a damaged file may repeat or omit a timestamp; the muxer needs them increasing
-                    last_pts = frame.pts if frame.pts is not None and frame.pts > last_pts else last_pts + 1
-                    picture.pts, picture.time_base = last_pts, vin.time_base
+
+            def flush():  # paint what is pending (one chunk), then encode it
+                nonlocal smoother, done
+                if not pending:
+                    return
+                painted, smoother = (painter or paint_here)([frame for frame, _ in pending], smoother)
+                for rgb, (_, pts) in zip(painted, pending):
+                    picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                    picture.pts, picture.time_base = pts, vin.time_base
                     out.mux(vout.encode(picture))
                     done += 1
                     if progress is not None:
                         progress(done, max(done, info["frames"]), time.perf_counter() - t0)
+                pending.clear()
+            for packet in container.demux(*([vin] + ([ain] if ain is not None else []))):
+                if packet.stream is ain:
+                    _mux_audio(out, aout, resample, packet)
+                    continue
+                for frame in _decode(packet, done + len(pending)):
+                    if cancelled is not None and cancelled():
+                        raise Cancelled("The painting was cancelled; nothing was kept.")
+                    # a damaged file may repeat or omit a timestamp; the muxer needs them increasing
+                    last_pts = frame.pts if frame.pts is not None and frame.pts > last_pts else last_pts + 1
+                    pending.append((_upright(frame, size, info["turns"]), last_pts))
+                    if len(pending) >= per_call:
+                        flush()
+            flush()
             if not done:
                 raise InvalidVideoError("The video holds no frames.")
             out.mux(vout.encode(None))

@@ -2,6 +2,10 @@
 
 Everything is tiny (32 px crops of ~56 px generated photos, a width-0.25 net with one residual block, a random
 VGG), so the whole file runs in well under two minutes on two CPU cores.
+
+CPU-only: every run here is on `--device cpu`, also on a GPU host. The bitwise-resume checks hold only on a CPU
+(cudnn.benchmark and atomic-add backwards make CUDA runs close, not equal), and the DDP test is meant for two
+gloo ranks on one machine (with CUDA, rank 1 would need a second GPU and NCCL). `bench/gpu_check.py` covers CUDA.
 """
 import os
 import signal
@@ -55,7 +59,8 @@ def assets(tmp_path_factory):
 
 
 def tiny(assets, out, *extra, steps=8, batch=2):
-    return ["--style", str(assets["style"]), "--data", str(assets["photos"]), "--out", str(out),
+    """A tiny run's arguments, always on the CPU (see the module's docstring)."""
+    return ["--device", "cpu", "--style", str(assets["style"]), "--data", str(assets["photos"]), "--out", str(out),
             "--loss-weights", "random", "--crop", "32", "--width", "0.25", "--residual-blocks", "1",
             "--batch-size", str(batch), "--image-steps", str(steps * batch), "--log-every", "1",
             "--checkpoint-every", "2", "--sample-every", "4", "--cache-dir", str(assets["cache"]),
@@ -159,6 +164,52 @@ def test_run_writes_artifacts_and_stop_then_resume_is_bitwise_identical(tmp_path
     assert recipe["images"] == N_PHOTOS and recipe["skipped"] == 0 and recipe["data_folder"] == "photos"
 
 
+def test_resume_restores_only_the_cuda_rng_states_this_machine_has(monkeypatch):
+    """CPU-only, with CUDA faked: a checkpoint written on an 8-GPU machine (one CUDA RNG state per GPU, as older
+    checkpoints hold) resumes on one GPU, restoring its own device's state and skipping the others'."""
+    from training import trainer
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device)))
+    states = [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]
+    cpu_state = torch.get_rng_state()
+    trainer.restore_rng({"torch": cpu_state, "cuda": states}, torch.device("cuda", 0))
+    assert len(restored) == 1 and torch.equal(restored[0][0], states[0])
+    assert torch.equal(torch.get_rng_state(), cpu_state)
+    restored.clear()
+    trainer.restore_rng({"torch": cpu_state, "cuda": states[:2]}, torch.device("cuda", 3))  # no state saved for it
+    trainer.restore_rng({"torch": cpu_state, "cuda": states}, torch.device("cpu"))  # a CUDA run resumed on a CPU
+    assert restored == []
+    trainer.restore_rng({"torch": cpu_state, "cuda": states[5]}, torch.device("cuda", 0))  # what is saved now
+    assert len(restored) == 1 and torch.equal(restored[0][0], states[5])
+
+
+def test_a_checkpoint_from_a_many_gpu_machine_resumes_here(tmp_path, assets):
+    """CPU-only: the CUDA RNG states of 8 GPUs in a checkpoint do not stop a resume on this machine."""
+    run = tmp_path / "run"
+    assert main(tiny(assets, run, "--stop-at", 2, steps=4)) == 0
+    state = ckpt(run)
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 8
+    torch.save(state, run / "checkpoint.pt")
+    assert main(tiny(assets, run, "--resume", steps=4)) == 0 and ckpt(run)["step"] == 4
+
+
+def test_fp16_trains_with_a_grad_scaler_whose_state_resumes(tmp_path, assets):
+    """CPU-only: fp16 autocast (a T4's precision) with its GradScaler; the scaler's state is checkpointed, so a
+    stopped and resumed run still reaches the same weights."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert main(tiny(assets, full, "--precision", "fp16", steps=4)) == 0
+    assert main(tiny(assets, split, "--precision", "fp16", "--stop-at", 2, steps=4)) == 0
+    assert ckpt(split)["scaler"]["scale"] > 1  # the loss is scaled up, so small gradients survive fp16
+    assert main(tiny(assets, split, "--precision", "fp16", "--resume", steps=4)) == 0
+    assert same_weights(ckpt(full)["model"], ckpt(split)["model"])
+    assert ckpt(full)["scaler"] == ckpt(split)["scaler"]
+    assert ckpt(tmp_path / "full")["config"]["precision"] == "fp16"
+    # another machine's precision (a T4's run continued on an A100, or on a CPU) continues it
+    other = tmp_path / "other"
+    assert main(tiny(assets, other, "--precision", "fp16", "--stop-at", 2, steps=4)) == 0
+    assert main(tiny(assets, other, "--precision", "fp32", "--resume", steps=4)) == 0 and ckpt(other)["step"] == 4
+
+
 def test_cosine_schedule_ends_near_zero_and_resumes_exactly(tmp_path, assets):
     import math
     full, split = tmp_path / "full", tmp_path / "split"
@@ -211,13 +262,14 @@ def test_texture_only_and_texture_net(tmp_path, assets):
 
 
 def test_ddp_two_processes_split_the_batch(tmp_path, assets):
-    """2 gloo ranks × batch 2 see the two halves of the global batch a single process of batch 4 sees: the first
+    """CPU-only (gloo): 2 ranks × batch 2 see the two halves of the global batch a single process of batch 4 sees: the first
     logged loss (initial weights) must match, and only rank 0 writes."""
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    assert main(tiny(assets, single, steps=2, batch=4)) == 0
+    fp32 = ("--precision", "fp32")  # auto is timed per process on a CPU: this one and the ranks could differ
+    assert main(tiny(assets, single, *fp32, steps=2, batch=4)) == 0
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "training",
-           *tiny(assets, ddp, steps=2, batch=2)]
+           *tiny(assets, ddp, *fp32, steps=2, batch=2)]
     cmd[cmd.index("--image-steps") + 1] = "8"  # the same budget in images: 2 steps of 2 × 2
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]

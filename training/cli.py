@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from fastnst.device import keep_freed_memory
+from fastnst.device import PRECISIONS, keep_freed_memory
 from fastnst.errors import FastNSTError
 from fastnst.imageio import quiet_decoder_warnings
 
@@ -118,8 +118,9 @@ def train_parser() -> argparse.ArgumentParser:
 
     run = p.add_argument_group("running")
     run.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d["precision"],
-                     help="auto: bf16 autocast on CUDA and on CPUs where it is measurably faster, else fp32")
+    run.add_argument("--precision", choices=PRECISIONS, default=d["precision"],
+                     help="auto: bf16 autocast on GPUs with native bf16 (compute capability 8.0 on) and on CPUs where "
+                          "it is measurably faster, fp16 with a GradScaler on older GPUs (T4, V100), else fp32")
     run.add_argument("--compile", action="store_true", help="torch.compile the training step (GPU)")
     run.add_argument("--log-every", type=int, default=d["log_every"], help="steps between log lines (each syncs)")
     run.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="steps between checkpoints")

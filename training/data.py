@@ -266,8 +266,18 @@ class BatchSampler:
         lo = self.rank * self.batch_size
         return self.global_indices(step)[lo:lo + self.batch_size]
 
-    def batch(self, step: int) -> torch.Tensor:
-        """(B, 3, crop, crop) float in [0, 1] on the data's device; channels_last by construction (NHWC storage)."""
+    def batch(self, step: int, device=None) -> torch.Tensor:
+        """(B, 3, crop, crop) float in [0, 1] on `device` (default: the data's); channels_last by construction (NHWC
+        storage). Photos cached on the host travel to a GPU as uint8 through pinned memory, converted there."""
+        pixels = self.pixels(step)
+        if device is not None and torch.device(device).type == "cuda" and pixels.device.type == "cpu":
+            pixels = pixels.pin_memory().to(device, non_blocking=True)
+        elif device is not None:
+            pixels = pixels.to(device)
+        return pixels.permute(0, 3, 1, 2).float().div_(255)
+
+    def pixels(self, step: int) -> torch.Tensor:
+        """This rank's crops at `step`: (B, crop, crop, 3) uint8 on the data's device."""
         g, b, c, dev = self.batch_size * self.world_size, self.batch_size, self.crop, self.data.device
         gen = torch.Generator(dev).manual_seed(derive_seed(self.seed, step, 0xC409))
         offsets = torch.randint(0, self.side - c + 1, (g, 2), generator=gen, device=dev)
@@ -278,8 +288,7 @@ class BatchSampler:
         rows = offsets[:, :1] + ramp                                             # (B, c)
         cols = offsets[:, 1:] + torch.where(flips[:, None], c - 1 - ramp, ramp)  # a flip reads right to left
         idx = self.indices(step)
-        pixels = self.data[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, c, c, 3) uint8
-        return pixels.permute(0, 3, 1, 2).float().div_(255)
+        return self.data[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def centre_crops(data: torch.Tensor, indices, crop: int) -> torch.Tensor:

@@ -75,7 +75,7 @@ class Recipe:
     loss_arch: str = "vgg16"
     loss_weights: str | None = None   # safetensors path | "imagenet" | "random"; None: $FASTNST_VGG_WEIGHTS or imagenet
     seed: int = 0
-    precision: str = "auto"           # auto (bf16 on CUDA and on CPUs where it is faster, else fp32) | bf16 | fp32
+    precision: str = "auto"           # auto (fastnst.device.pick_precision) | bf16 | fp16 (GradScaler) | fp32
     heldout: int = HELDOUT
     title: str | None = None          # the style's name on its model card; None: from the painting's file name
     artist: str | None = None

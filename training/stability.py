@@ -39,11 +39,12 @@ def move(x: torch.Tensor, shift: torch.Tensor, zoom: torch.Tensor | None = None)
 
 def moved_pair(x: torch.Tensor, generator: torch.Generator | None = None, max_shift: float = MAX_SHIFT,
                max_zoom: float = MAX_ZOOM, noise: float = NOISE) -> tuple[torch.Tensor, tuple]:
-    """(x moved, zoomed and noisy; the motion) for a batch in [0, 1]; all of it a pure function of `generator`."""
-    b = x.shape[0]
-    shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * max_shift
-    zoom = max_zoom ** (torch.rand(b, generator=generator) * 2 - 1)
-    grain = torch.randn(x.shape, generator=generator) * (noise / 255)
+    """(x moved, zoomed and noisy; the motion) for a batch in [0, 1]; all of it a pure function of `generator`,
+    drawn on the generator's device (a GPU's own, so a step copies no noise from the host)."""
+    b, dev = x.shape[0], generator.device if generator is not None else torch.device("cpu")
+    shift = (torch.rand(b, 2, generator=generator, device=dev) * 2 - 1) * max_shift
+    zoom = max_zoom ** (torch.rand(b, generator=generator, device=dev) * 2 - 1)
+    grain = torch.randn(x.shape, generator=generator, device=dev) * (noise / 255)
     motion = (shift.to(x.device), zoom.to(x.device))
     return (move(x, *motion) + grain.to(x.device, x.dtype)).clamp(0, 1), motion
 

@@ -16,10 +16,13 @@ size does not depend on the batch, so lr stays 1e-3).
 
 Faults: every `checkpoint_every` steps, and on SIGINT/SIGTERM, the model, optimizer, step and RNG states are
 written atomically (temp file + os.replace) to the run folder's checkpoint; `resume=True` continues from it and
-reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step).
+reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step). On CUDA
+it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the backwards of nearest
+upsampling and reflection padding add with atomics, in no fixed order.
 
-Speed: bf16 autocast and channels_last on GPUs and on CPUs where it is faster (`fastnst.device.pick_precision`;
-Gram matrices and losses stay fp32 in fastnst.losses), cudnn.benchmark and fused Adam on GPUs, optional
+Speed: half-precision autocast and channels_last on GPUs (bf16 where native, else fp16 with a GradScaler) and
+bf16 on CPUs where it is faster (`fastnst.device.pick_precision`; Gram matrices and losses stay fp32 in
+fastnst.losses), cudnn.benchmark and fused Adam on GPUs, optional
 torch.compile, the photo cache resident on the GPU, and no host sync except every `log_every` steps. The content
 image only runs through VGG up to the content layer.
 """
@@ -34,6 +37,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
+from fastnst.device import AUTOCAST_DTYPES
 from fastnst.formats import DATA_FOLDER, DEVICE, HELDOUT_PREFIX, SPEED, STYLE_IMAGE, WALL_TIME
 from fastnst.losses import PerceptualLoss
 from fastnst.models import build_model
@@ -89,12 +93,33 @@ def read_checkpoint(folder: RunFolder, resume: bool) -> dict | None:
     return torch.load(folder.checkpoint, map_location="cpu", weights_only=True)  # our own file, tensors only
 
 
+def restore_rng(rng: dict, device: torch.device) -> None:
+    """The checkpoint's RNG states, as far as this machine has their devices. The CUDA state is this process's
+    device's alone (older checkpoints hold one per GPU of the saving machine): a run on fewer GPUs skips the
+    rest, which costs nothing, because batches and noise come from their own seeded generators and nothing
+    draws from the default CUDA generator."""
+    torch.set_rng_state(rng["torch"])
+    states = rng.get("cuda")
+    if device.type != "cuda" or states is None or len(states) == 0:
+        return
+    if isinstance(states, torch.Tensor):
+        torch.cuda.set_rng_state(states, device)
+        return
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index < len(states):
+        torch.cuda.set_rng_state(states[index], device)
+
+
+COMPUTED_AS = ("precision",)  # recipe fields a resumed run may change
+
+
 def check_same_recipe(then: dict, recipe: Recipe, run_dir: Path) -> None:
     """A checkpoint continues only under the recipe it was trained with (what the weights learned depends on
-    every field of it); keys a newer version added compare as their defaults."""
+    every field of it); keys a newer version added compare as their defaults. The precision is how the arithmetic
+    is done, chosen per machine (and on a CPU by timing): a run may continue in another one, on another card."""
     defaults = asdict(Recipe())
     changed = [f"{name} ({then.get(name, defaults[name])!r} → {now!r})" for name, now in recipe.learned().items()
-               if then.get(name, defaults[name]) != now]
+               if name not in COMPUTED_AS and then.get(name, defaults[name]) != now]
     if changed:
         raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
 
@@ -188,28 +213,35 @@ class Run:
         self.net = net.to(memory_format=self.memory_format)
         self.loss_fn = self.loss_fn.to(memory_format=self.memory_format)
         self.opt = torch.optim.Adam(net.parameters(), lr=r.lr, fused=cuda)
+        # fp16's narrow range underflows small gradients: scale the loss up and the gradients back (skipping a step
+        # that overflowed). bf16 has fp32's range and needs none; a disabled scaler passes everything through.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=r.precision == "fp16")
         self.start_step = 0
         if ckpt is not None:
             net.load_state_dict(ckpt["model"])
             self.opt.load_state_dict(ckpt["optimizer"])
             self.start_step = ckpt["step"]
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if cuda and ckpt["rng"].get("cuda"):
-                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-            self.say(f"resumed {self.run_dir} at step {self.start_step}")
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+            restore_rng(ckpt["rng"], device)
+            then = ckpt["config"].get("precision", r.precision)
+            self.say(f"resumed {self.run_dir} at step {self.start_step}"
+                     f"{f' in {r.precision} (it ran in {then})' if then != r.precision else ''}")
         self.convolutions = [p for m in net.modules() if isinstance(m, torch.nn.Conv2d) for p in m.parameters()]
         self.norms_only = None  # set by _enter_phase
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16")
+        self.autocast = torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(r.precision, torch.bfloat16),
+                                       enabled=r.precision in AUTOCAST_DTYPES)
         self.step_losses = torch.compile(self._losses) if self.opts.compile else self._losses
         self.g = r.batch_size * self.env.world
         self.total_steps = r.total_steps(self.env.world)
 
     def checkpoint(self, step: int) -> None:
         if self.env.main:
-            cuda = self.device.type == "cuda"
-            rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else None}
+            rng = {"torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
             save_checkpoint(self.folder, {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                                           "step": step, "config": self.cfg.flat(), "rng": rng,
+                                          "scaler": self.scaler.state_dict(),
                                           "data": {"count": self.cache.count, "cache": self.cache.path.stem}})
 
     # ----------------------------------------------------------------------------------- phase and schedule
@@ -261,7 +293,7 @@ class Run:
         """The stability loss's shifts and grain at `step`: a pure function of (seed, step, rank), like the batches."""
         if not self.recipe.stability_weight:
             return None
-        return torch.Generator().manual_seed(D.derive_seed(self.recipe.seed, step, 0x5B + self.env.rank))
+        return torch.Generator(self.device).manual_seed(D.derive_seed(self.recipe.seed, step, 0x5B + self.env.rank))
 
     def noise(self, step: int, stream: int):
         """TextureNet noise: a pure function of (seed, step, stream), like the batches."""
@@ -273,14 +305,15 @@ class Run:
         """One optimiser step; its phase, batch, noise and learning rate are functions of `step` alone, which is
         what makes a resumed run bitwise the same."""
         self._enter_phase(step)
-        x = self.sampler.batch(step).to(self.device, non_blocking=True)
+        x = self.sampler.batch(step, self.device)
         with self.autocast:
             terms = self.step_losses(x.contiguous(memory_format=self.memory_format), self.style_ids(step),
                                      self.noise(step, 0x7E + self.env.rank), self.moves(step))
         self.opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        self.scaler.scale(terms["total"]).backward()
         self._set_lr(step)
-        self.opt.step()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         return terms
 
     # ------------------------------------------------------------------------------------------- held out

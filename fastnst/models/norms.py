@@ -71,12 +71,16 @@ def select_styles(network: nn.Module, style, batch: int) -> None:
     num_styles = layers[0].weight.shape[0]
     if style is None:
         raise InvalidOptionError(f"This network paints {num_styles} styles: pass style=<index> (or mixing weights).")
-    style = torch.as_tensor(style, device=layers[0].weight.device)
+    # Indices given on a GPU (the trainer's, made in range there) are not read back: that would stall every
+    # forward on a host sync; one_hot's own device-side check still catches a bad one. Others are checked here.
+    on_gpu = isinstance(style, torch.Tensor) and style.device.type != "cpu"
+    style = torch.as_tensor(style)
+    if not style.is_floating_point() and not on_gpu and (int(style.min()) < 0 or int(style.max()) >= num_styles):
+        raise InvalidOptionError(f"Style index out of range: this network paints styles 0..{num_styles - 1}.")
+    style = style.to(layers[0].weight.device)
     if style.is_floating_point():
         mix = style.expand(batch, num_styles)
     else:
-        if int(style.min()) < 0 or int(style.max()) >= num_styles:
-            raise InvalidOptionError(f"Style index out of range: this network paints styles 0..{num_styles - 1}.")
         mix = nn.functional.one_hot(style.expand(batch), num_styles).float()
     for layer in layers:
         layer.mix = mix
