@@ -1,9 +1,9 @@
 """Quality reference: our feed-forward networks against Gatys et al.'s optimisation, under the training loss.
 
-    python bench/quality.py                                   # every gallery style, the 4 CC0 photos, 256 + 512 px
-    python bench/quality.py --iters 0 --sizes 256                 # the texture gate only (no optimisation): fast
-    python bench/quality.py --styles starry-night --device cpu --sizes 256 --num-photos 2 --iters 50,100
-    python bench/quality.py --styles me/my-style --json q.json --contact-sheet sheet.png
+    python -m bench.quality                                   # every gallery style, the 4 CC0 photos, 256 + 512 px
+    python -m bench.quality --iters 0 --sizes 256                 # the texture gate only (no optimisation): fast
+    python -m bench.quality --styles starry-night --device cpu --sizes 256 --num-photos 2 --iters 50,100
+    python -m bench.quality --styles me/my-style --json q.json --contact-sheet sheet.png
 
 For each style × photo × size it reports the content, style and total loss of the network's output, and of
 the photo optimised directly (Gatys, Ecker, Bethge 2016) after each of `--iters` iterations, both under EXACTLY
@@ -44,11 +44,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from fastnst import pick_device  # noqa: E402
-from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError  # noqa: E402
-from fastnst.formats import (  # noqa: E402
+from fastnst import pick_device
+from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError
+from fastnst.formats import (
     METADATA_FILE,
     PAINTING_FILE,
     STYLE_IMAGE,
@@ -57,13 +55,15 @@ from fastnst.formats import (  # noqa: E402
     set_gallery_record,
     write_metadata,
 )
-from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
-from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes  # noqa: E402
-from fastnst.losses import LOSS_LAYERS, PerceptualLoss  # noqa: E402
-from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
-from training.data import heldout_photos, min_side  # noqa: E402
-from training.paintings import load_painting  # noqa: E402  (the trainer's loader, same resizing)
-from training.recipe import Recipe, shipped_recipe  # noqa: E402
+from fastnst.imageio import image_to_tensor, load_image, tensor_to_image
+from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes
+from fastnst.losses import LOSS_LAYERS, PerceptualLoss
+from fastnst.styles import STYLES_DIR, gallery, load_style
+from training.data import heldout_photos, min_side
+from training.paintings import load_painting  # the trainer's loader, same resizing
+from training.recipe import Recipe, shipped_recipe
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = REPO.parent / "shared" / "data"
 PHOTOS = REPO / "examples"  # CC0 photos no network was trained on

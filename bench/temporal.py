@@ -1,9 +1,9 @@
 """Flicker: the warping error of painted video, per-frame painting against the shipped video path.
 
-    python bench/temporal.py                                # synthetic pan + zoom over examples/, real clips
-    python bench/temporal.py --styles starry-night --frames 16 --settings 0.9:0:0.65,0.9:0,0.9:0.3,0:0.8
-    python bench/temporal.py --save-frames out/             # the frames, to look at (ghosting, smearing)
-    python bench/temporal.py --styles starry-night --clips pan --strip bench/video_strip.jpg   # the README's strip
+    python -m bench.temporal                                # synthetic pan + zoom over examples/, real clips
+    python -m bench.temporal --styles starry-night --frames 16 --settings 0.9:0:0.65,0.9:0,0.9:0.3,0:0.8
+    python -m bench.temporal --save-frames out/             # the frames, to look at (ghosting, smearing)
+    python -m bench.temporal --styles starry-night --clips pan --strip bench/video_strip.jpg   # the README's strip
 
 Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
 absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
@@ -36,14 +36,12 @@ import cv2
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights, terms_of  # noqa: E402
-from fastnst import load_style, pick_device  # noqa: E402
-from fastnst.device import keep_freed_memory  # noqa: E402
-from fastnst.errors import FastNSTError  # noqa: E402
-from fastnst.imageio import load_image  # noqa: E402
-from fastnst.temporal import (  # noqa: E402
+from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights, terms_of
+from fastnst import load_style, pick_device
+from fastnst.device import keep_freed_memory
+from fastnst.errors import FastNSTError
+from fastnst.imageio import load_image
+from fastnst.temporal import (
     CARRY,
     FEATURES,
     GLUE,
@@ -55,7 +53,9 @@ from fastnst.temporal import (  # noqa: E402
     flow_between,
     warp,
 )
-from fastnst.video import paint_frame  # noqa: E402
+from fastnst.video import paint_frame
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = SHARED / "video"
