@@ -19,6 +19,8 @@ from huggingface_hub.repocard import metadata_load, metadata_save
 from fastnst.formats import (
     CONFIG_FILE,
     TILE_FILE,
+    TILE_PHOTO,
+    TILE_SIDE,
     WEIGHTS_FILE,
     gallery_record,
     has_network,
@@ -36,8 +38,6 @@ from .run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"  # the Space card: its `models:` names every gallery style's Hub repo
-TILE_PHOTO = ROOT / "examples" / "cat.jpg"
-TILE_SIDE = 256
 HUB_OWNER = "fastnst"  # where the Space looks for each style when online (pushed separately; nothing here pushes)
 LICENSE = "Public domain (artwork); MIT (network weights)"
 TRAINED_ON = "{images} photos (BSDS500, Urban100, Sun-Hays80, McMaster; no COCO available)"
@@ -85,7 +85,7 @@ def paint_tile(folder: Path, meta: dict) -> None:
     """`tile.jpg`: the CC0 cat painted by the light network if the entry has one (what a CPU paints), else the full."""
     light = variant_dir(folder, "light")
     network = load_network(light if has_network(light) else variant_dir(folder, "full"))
-    tile = stylize(TILE_PHOTO, Style(meta["slug"], network, meta), max_side=TILE_SIDE, device="cpu")
+    tile = stylize(ROOT / TILE_PHOTO, Style(meta["slug"], network, meta), max_side=TILE_SIDE, device="cpu")
     tile.save(folder / TILE_FILE, quality=90)
 
 
