@@ -278,11 +278,12 @@ def test_a_still_camera_is_not_moved_by_noise_and_a_moving_one_is_not_held_still
             for t in range(10)]
 
     steadied = shown_change(clip)
-    monkeypatch.setattr(temporal, "STILL_LEVELS", -np.inf)  # the flow taken as DIS found it
+    monkeypatch.setattr(temporal.flow, "STILL_LEVELS", -np.inf)  # the flow taken as DIS found it
     assert steadied < 0.75 * shown_change(clip)  # DIS's noise flow resampled the steady input every frame
 
     held = []
-    monkeypatch.setattr(temporal, "still", lambda back, *_: held.append(back) or np.zeros(back.shape[:2], bool))
+    monkeypatch.setattr(temporal.steady, "still",
+                        lambda back, *_: held.append(back) or np.zeros(back.shape[:2], bool))
     shown_change(pan(4, side=256)[0])
     assert not held  # a moving camera's flow is never taken for noise
     shown_change(clip[:3])
@@ -304,7 +305,7 @@ def test_a_plain_wall_beside_someone_walking_is_held_still(monkeypatch):
     beside[55:145, 36:144] = False
 
     steadied = shown_change(clip, beside, skip=2)
-    monkeypatch.setattr(temporal, "STILL_LEVELS", -np.inf)
+    monkeypatch.setattr(temporal.flow, "STILL_LEVELS", -np.inf)
     assert steadied < 0.4 * shown_change(clip, beside, skip=2)  # DIS drags the wall along with the walker, and that flow was not trusted
 
 
@@ -335,7 +336,7 @@ def test_a_still_camera_is_steadied_more_and_a_moving_one_as_before():
 
 
 def test_features_are_sampled_on_the_networks_grid_where_the_frame_is():
-    from fastnst.temporal import _feature_grid
+    from fastnst.temporal.steady import _feature_grid
 
     flow = np.broadcast_to(np.float32([8.0, -4.0]), (60, 80, 2)).copy()
     moved, sure = _feature_grid(flow, np.ones((60, 80), np.float32), (15, 20), 0, 1.0)
