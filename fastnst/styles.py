@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .device import pick_device
-from .download import fetch_style, parse_repo_id
+from .hub import fetch_style, parse_repo_id
 from .errors import InvalidOptionError, StyleNotFoundError
 from .formats import (
     METADATA_FILE,

@@ -6,6 +6,7 @@ import atexit
 import gradio as gr
 
 from fastnst.device import keep_freed_memory
+from fastnst.hub import community_styles
 from fastnst.imageio import quiet_decoder_warnings
 from fastnst.styles import STYLES_DIR, gallery
 
@@ -44,7 +45,7 @@ def main():
     atexit.register(uploads.sweep_videos, settings, 0)  # painted videos go with the app
     uploads.sweep(settings.fits_dir)  # fits left by an earlier run past their time
     tiles, captions = photo.gallery_tiles()
-    community = photo.community_styles(exclude={m.get("hub_repo") for m in gallery()})
+    community = community_styles(exclude={m.get("hub_repo") for m in gallery()})
     photo.warm_up(captions, settings)
     demo = build_demo(tiles, captions, community, settings)
     demo.launch(css=photo.CSS, allowed_paths=[str(STYLES_DIR), str(EXAMPLES)], max_file_size="30mb")

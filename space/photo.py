@@ -1,29 +1,23 @@
 """The page's first section: a photo in, a style clicked in the gallery, the painting out; more styles from the Hub."""
 from __future__ import annotations
 
-import logging
-import threading
 import uuid
 from types import SimpleNamespace
 
 import gradio as gr
-from huggingface_hub import HfApi
-from huggingface_hub import constants as hub_constants
 
 import fastnst
 from fastnst.device import trim_freed_memory
-from fastnst.download import parse_repo_id
 from fastnst.errors import FastNSTError
 from fastnst.formats import TILE_PHOTO
+from fastnst.hub import HUB_TAG, parse_repo_id
 from fastnst.inference import BRUSH_RANGE
-from fastnst.models.hub import HUB_TAG
 from fastnst.styles import DEFAULT_STYLE, gallery, load_style
 
 from .common import brush_size, caption, error, gpu, mixed, paint_tile, selected_in_gallery, whole_number
 from .settings import DEFAULT_BRUSH, EXAMPLES, ROOT, SMALLEST_SIDE, Settings, current
 from .uploads import photo_source
 
-HUB_LIMIT, HUB_TIMEOUT = 50, 5.0  # community styles: how many, seconds to wait for the list
 CSS = """
 #styles .grid-wrap { min-height: 0; max-height: 70vh; }  /* Gradio's default: 450 px whatever the tile count */
 /* as many ~170 px tiles as fit: six on a laptop, two on a phone (a fixed column count overflows phones) */
@@ -51,26 +45,6 @@ def gallery_tiles():
         tiles.append((tile, caption(meta)))
         names[meta["slug"]] = caption(meta)
     return tiles, names
-
-
-def community_styles(exclude) -> list[str]:
-    """Hub repos tagged `fastnst` (most downloaded first); [] offline, on any error or after HUB_TIMEOUT s."""
-    if hub_constants.HF_HUB_OFFLINE:
-        return []
-    found = []
-
-    def fetch():
-        try:
-            found.extend(m.id for m in HfApi().list_models(filter=HUB_TAG, sort="downloads", limit=HUB_LIMIT))
-        except Exception as err:  # no network, Hub down, rate-limited: the Space works without the list
-            print(f"fastnst: no community styles from the Hub ({type(err).__name__}).")
-
-    thread = threading.Thread(target=fetch, daemon=True, name="fastnst-community")
-    # huggingface_hub's HTTP layer logs each of its retries; for this optional list one line (above) says enough
-    logging.getLogger("huggingface_hub.utils._http").addFilter(lambda record: record.threadName != thread.name)
-    thread.start()
-    thread.join(HUB_TIMEOUT)
-    return [] if thread.is_alive() else [repo for repo in found if repo not in exclude]
 
 
 def warm_up(names, settings: Settings):

@@ -22,7 +22,7 @@ from PIL import Image
 from fastnst.errors import HubError, InvalidImageError
 from fastnst.formats import CARD_FILE, FP32_REPO_FILE
 from fastnst.models import TransformerNet, build_model, load_weights
-from fastnst.models.hub import INSTALL_COMMAND, PLACEHOLDER_REPO, TAGS
+from fastnst.hub import INSTALL_COMMAND, PLACEHOLDER_REPO, TAGS
 from training.publish import export_run, push_run, retry_command
 from training.run_folder import RunFolder
 

@@ -179,7 +179,7 @@ def test_push_uploads_the_card_rendered_at_export_without_rendering_again(tmp_pa
     import training.publish as P
     from fastnst.formats import CARD_FILE, read_info
     from fastnst.models import TransformerNet
-    from fastnst.models.hub import FastNSTHubMixin
+    from fastnst.models.base import FastNSTHubMixin
 
     torch.manual_seed(0)
     net = TransformerNet(width=0.25, num_residual_blocks=1).eval()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..errors import StyleNotFoundError, WeightsMismatchError
 from ..formats import CONFIG_FILE, WEIGHTS_FILE, has_network, read_config
-from .hub import check_state_dict, load_weights
+from .base import check_state_dict, load_weights
 from .norms import NORMS
 from .texture_net import TextureNet
 from .transformer_net import TransformerNet

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import FastNSTHubMixin
+from .base import FastNSTHubMixin
 from .norms import ConditionalInstanceNorm2d, make_norm, select_styles
 
 # Defaults as published (Johnson et al. 2016, supplementary Table 1).

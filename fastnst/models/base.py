@@ -13,16 +13,10 @@ import safetensors.torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from ..download import fetch_style
 from ..errors import WeightsMismatchError
 from ..formats import CONFIG_FILE, FP32_REPO_FILE, INFO_FILE, PAINTING_FILE, WEIGHTS_FILE
+from ..hub import INSTALL_COMMAND, PLACEHOLDER_REPO, SPACE_URL, TAGS, fetch_style
 
-HUB_TAG = "fastnst"  # every fastnst style on the Hub carries it; the Space lists the tag's repos as community styles
-TAGS = [HUB_TAG, "style-transfer", "neural-style-transfer", "image-to-image"]
-SPACE_REPO = "fastnst/fastnst"  # the Space: the app, and the code pip installs from its git repo
-SPACE_URL = f"https://huggingface.co/spaces/{SPACE_REPO}"
-INSTALL_COMMAND = f"pip install git+{SPACE_URL}"
-PLACEHOLDER_REPO = "your-username/your-style"  # in a card written before the style has a Hub repo
 PAPERS = [
     "Johnson, Alahi, Fei-Fei. *Perceptual Losses for Real-Time Style Transfer and Super-Resolution.* ECCV 2016. "
     "[arXiv:1603.08155](https://arxiv.org/abs/1603.08155)",
@@ -185,5 +179,4 @@ class FastNSTHubMixin(
         return load_weights(cls(**model_kwargs), folder / WEIGHTS_FILE, device=map_location).eval()
 
 
-__all__ = ["FastNSTHubMixin", "HUB_TAG", "INSTALL_COMMAND", "PLACEHOLDER_REPO", "SPACE_REPO", "TAGS",
-           "check_state_dict", "load_weights"]
+__all__ = ["FastNSTHubMixin", "check_state_dict", "load_weights"]
