@@ -29,6 +29,7 @@ TILE_FILE = "tile.jpg"
 TILE_PHOTO = "examples/cat.jpg"  # what every tile shows painted, from the checkout's root (CC0)
 TILE_SIDE = 256  # tiles' longer side
 FP32_REPO_FILE = "model_fp32.safetensors"  # the fp32 copy next to the fp16 weights on the Hub
+RENAMED_CONFIG_KEYS = {"num_residual_blocks": "residual_blocks"}  # config.json keys of earlier versions
 VARIANTS = ("full", "light")  # the gallery's two network sizes; "light" lives in the LIGHT_DIR subfolder
 LIGHT_DIR = "light"
 
@@ -57,9 +58,18 @@ def has_network(folder) -> bool:
 def read_config(folder) -> dict:
     path = Path(folder) / CONFIG_FILE
     try:
-        return json.loads(path.read_text())
+        return current_config(json.loads(path.read_text()))
     except ValueError as err:
         raise WeightsMismatchError(f"{path} is not valid JSON: {err}.") from err
+
+
+def current_config(config: dict) -> dict:
+    """A config.json dict with the keys earlier versions wrote under other names renamed, so their files load."""
+    config = dict(config)
+    for old, new in RENAMED_CONFIG_KEYS.items():
+        if old in config:
+            config.setdefault(new, config.pop(old))
+    return config
 
 
 def read_metadata(folder) -> dict:

@@ -14,7 +14,15 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from ..errors import WeightsMismatchError
-from ..formats import CONFIG_FILE, FP32_REPO_FILE, INFO_FILE, PAINTING_FILE, WEIGHTS_FILE
+from ..formats import (
+    CONFIG_FILE,
+    FP32_REPO_FILE,
+    INFO_FILE,
+    PAINTING_FILE,
+    RENAMED_CONFIG_KEYS,
+    WEIGHTS_FILE,
+    current_config,
+)
 from ..hub import INSTALL_COMMAND, PLACEHOLDER_REPO, SPACE_URL, TAGS, fetch_style
 
 PAPERS = [
@@ -172,7 +180,10 @@ class FastNSTHubMixin(
 
     @classmethod
     def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token,
-                         map_location="cpu", strict=True, **model_kwargs):
+                         map_location="cpu", strict=True, config=None, **model_kwargs):
+        renamed = current_config(config or {})  # a config.json of an earlier version: its renamed keys still load
+        model_kwargs = {**{new: renamed[new] for new in RENAMED_CONFIG_KEYS.values()
+                           if new in renamed and new in cls._hub_mixin_init_parameters}, **model_kwargs}
         folder = Path(model_id) if os.path.isdir(model_id) else fetch_style(
             model_id, revision, cache_dir=cache_dir, force_download=force_download,
             local_files_only=local_files_only, token=token)
