@@ -14,9 +14,9 @@ across (`object`: what moves on its own, at a 30-fps webcam's speed) — and for
 with a forward-backward occlusion check, taken as no motion wherever no motion explains the input better
 (`or_still`; `--dis-only`: DIS flow alone, the bench before 2026-12-05's fourth session). The input's own error is
 printed too: it is the floor. For each style and clip:
-- per-frame: every frame painted on its own (steady 0, carry 0);
+- per-frame: every frame painted on its own (smooth 0, carry 0);
 - shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings`
-  steady:carry:features:glue:still_fresh (left-out values are 0, still_fresh 1: a steady:carry pair is the path
+  smooth:carry:features:glue:still_fresh (left-out values are 0, still_fresh 1: a smooth:carry pair is the path
   before 2026-12-03's third session, a triple the path before the glued canvas of 2026-12-05's third session, four
   values the path before the steadier still camera of 2026-12-06);
 - ideal (the pan and zoom): the ratio and texture of the whole photo painted once and filmed by the same camera
@@ -45,7 +45,7 @@ from fastnst.temporal import (
     CARRY,
     FEATURES,
     GLUE,
-    STEADY,
+    SMOOTH,
     STILL_FRESH,
     Smoother,
     band_limited_double,
@@ -244,9 +244,9 @@ def glued(painted_canvas, double, kind: str, clip) -> list:
     return film(painted_canvas, kind, len(clip), clip[0].shape[1], noise=0, double=double)[0]
 
 
-def paint_clip(clip, style, steady: float, carry: float, features: float, device, glue: float = 0.0,
+def paint_clip(clip, style, smooth: float, carry: float, features: float, device, glue: float = 0.0,
                still_fresh: float = 1.0):
-    smoother, out = Smoother(steady=steady, carry=carry, features=features, glue=glue, still_fresh=still_fresh), []
+    smoother, out = Smoother(smooth=smooth, carry=carry, features=features, glue=glue, still_fresh=still_fresh), []
     t0 = time.perf_counter()
     for frame in clip:
         out.append(smoother(frame, lambda x, carried: paint_frame(x, style, device=device, features=carried)))
@@ -275,7 +275,7 @@ def write_strip(path: Path, clip, plain, shipped, columns: int = 4, width: int =
 
 
 def parse_setting(text: str) -> tuple:
-    """"steady:carry:features:glue:still_fresh" → five floats; values left out are 0, still_fresh 1 (each shorter
+    """"smooth:carry:features:glue:still_fresh" → five floats; values left out are 0, still_fresh 1 (each shorter
     form is the path before the next value was added)."""
     values = [float(v) for v in text.split(":")]
     return (*values[:4], *[0.0] * (4 - len(values[:4])), values[4] if len(values) > 4 else 1.0)
@@ -294,8 +294,8 @@ def main(argv=None) -> int:
                    help="the photo whose middle moves across --photo in the object clip")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
-    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}:{STILL_FRESH}",
-                   help="comma-separated steady:carry:features:glue:still_fresh of fastnst.temporal.Smoother "
+    p.add_argument("--settings", default=f"{SMOOTH}:{CARRY}:{FEATURES}:{GLUE}:{STILL_FRESH}",
+                   help="comma-separated smooth:carry:features:glue:still_fresh of fastnst.temporal.Smoother "
                         "(values left out are 0, still_fresh 1; default: the shipped one)")
     p.add_argument("--dis-only", action="store_true",
                    help="the real clips' motion: DIS flow alone, never no motion (the bench's before 2026-12-05)")
@@ -327,7 +327,7 @@ def main(argv=None) -> int:
                 continue
             clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only, int(start or 0)), False)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
-          f"per setting (steady:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
+          f"per setting (smooth:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
           f"frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}{'texture':>9}"
@@ -359,8 +359,8 @@ def main(argv=None) -> int:
             thing_base = warping_error(plain, flows, thing) if thing else None
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}{ideal_texture:>9}")
-            for steady, carry, features, glue, still_fresh in settings:
-                shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue, still_fresh)
+            for smooth, carry, features, glue, still_fresh in settings:
+                shipped, fps = paint_clip(clip, style, smooth, carry, features, device, glue, still_fresh)
                 err = warping_error(shipped, flows, masks)
                 on_thing = warping_error(shipped, flows, thing) / thing_base if thing else None
                 worst = max(worst, err / base, on_thing or 0.0)
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
                     write_strip(args.strip, clip, plain, shipped)
                     strip_done = True
                 if args.save_frames:
-                    values = "-".join(f"{v:g}" for v in (steady, carry, features, glue, still_fresh))
+                    values = "-".join(f"{v:g}" for v in (smooth, carry, features, glue, still_fresh))
                     folder = args.save_frames / f"{name}-{clip_name}-{values}"
                     folder.mkdir(parents=True, exist_ok=True)
                     for t, frame in enumerate(shipped):

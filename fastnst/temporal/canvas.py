@@ -21,7 +21,7 @@ KEY_UPDATE_EVERY = 4     # frames between writing what settled where the canvas 
                          # soon enough to glue it, seldom enough to cost little
 GLUE_SOFTEN_PX = 4       # the canvas's edge is blurred this much (σ), inside where it fits, so it leaves no seam
 GLUE_SPEEDS = (0.25, 0.75)  # camera speed (px a frame at the frame's size, a running mean) from which the canvas
-                         # is glued, and at which fully: a still camera is steadied better without it, and gluing
+                         # is glued, and at which fully: a still camera is smoothed better without it, and gluing
                          # costs time
 
 

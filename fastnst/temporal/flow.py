@@ -63,7 +63,7 @@ def consistent(forward: np.ndarray, backward: np.ndarray, tolerance: float = CON
 def away_from_motion_edges(flow: np.ndarray, grey: np.ndarray) -> np.ndarray:
     """Per pixel of `flow`'s grid, in [0, 1]: near 0 at the edges of moving things — where the flow changes fast
     next to an edge of the picture (`grey`, the same grid). The edge is asked for because on plain or smoothly
-    shaded surfaces DIS flow is noise whose changes are no boundary (and steadying them is what removes flicker)."""
+    shaded surfaces DIS flow is noise whose changes are no boundary (and smoothing them is what removes flicker)."""
     px = max(3, round(BOUNDARY_PX * max(flow.shape[:2]) / FLOW_SIDE))  # the windows scale with the picture
     smooth = cv2.GaussianBlur(np.float32(flow), (0, 0), px / 2)
     change = sum(cv2.Sobel(smooth[..., c], cv2.CV_32F, dx, 1 - dx, ksize=3) ** 2 for c in (0, 1) for dx in (0, 1))
@@ -77,7 +77,7 @@ def away_from_motion_edges(flow: np.ndarray, grey: np.ndarray) -> np.ndarray:
 def still(back: np.ndarray, grey: np.ndarray, last_grey: np.ndarray) -> np.ndarray:
     """Where no motion explains this frame about as well as the flow `back` (this frame → the last, on the grey
     grid) does (STILL_LEVELS): a boolean mask; for a still camera. Why: there DIS flow is fitted to sensor noise and
-    compression, and steadying along it would resample the input where nothing moved, which the network paints as
+    compression, and smoothing along it would resample the input where nothing moved, which the network paints as
     strokes that re-form. Not while the camera moves: on a slow pan no motion explains smooth parts of the scene
     about as well too, and they would lag."""
     g, last = np.float32(grey), np.float32(last_grey)

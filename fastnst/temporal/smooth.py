@@ -1,8 +1,8 @@
-"""The steadied input and the carried features: what keeps a still scene's painting from crawling.
+"""The smoothed input and the carried features: what keeps a still scene's painting from crawling.
 
 A feed-forward network paints each frame on its own, and it amplifies what changed: sensor noise and compression
-blocks on a still scene become strokes that swap from frame to frame. The input is steadied where the flow is
-trusted (input = frame + `steady` × trust × (last steady input, moved − frame)), so every output frame is still
+blocks on a still scene become strokes that swap from frame to frame. The input is smoothed where the flow is
+trusted (input = frame + `smooth` × trust × (last smoothed input, moved − frame)), so every output frame is still
 one painting by the network; between its residual blocks and its decoder the network's features are carried the
 same way (`features`), so the strokes' layout follows the scene while the decoder still paints them crisp.
 """
@@ -28,15 +28,15 @@ from .flow import (
     warp,
 )
 
-STEADY = 0.9             # weight of the last steady input where the flow is trusted: noise averages away, and
+SMOOTH = 0.9             # weight of the last smoothed input where the flow is trusted: noise averages away, and
                          # what moves or appears comes through at once
 CARRY = 0.0              # weight of the last output where the flow is trusted: off, as blending paintings averages
                          # their strokes away
 FEATURES = 0.5           # weight of the last frame's network features where the flow is trusted: more lifts the
                          # texture above per-frame painting's
-SOFTEN_PX = 8.0          # trust is blurred this much: a sharp line between steadied and fresh input is painted as a
+SOFTEN_PX = 8.0          # trust is blurred this much: a sharp line between smoothed and fresh input is painted as a
                          # seam in the strokes, left behind along a moving thing's path
-STILL_FRESH = 0.3        # while the camera is still, the fresh share of `steady` is cut to this much of itself
+STILL_FRESH = 0.3        # while the camera is still, the fresh share of `smooth` is cut to this much of itself
                          # (0.9 → 0.97), as nothing is resampled where nothing moved; not that of `features`, which
                          # lifted the texture where things move
 
@@ -74,18 +74,18 @@ def carry_features(features, last, flow: np.ndarray, trust: np.ndarray, weight: 
 
 @dataclass
 class Smoother:
-    """Paints frames in order, steadying the input, carrying the network's features (and optionally blending the
+    """Paints frames in order, smoothing the input, carrying the network's features (and optionally blending the
     output) along the photo's motion. `smoother(frame, paint)` → the output frame, where `paint(frame, features)`
     maps a uint8 H×W×3 RGB frame to its painting and passes `features` (None, or a function for
     `fastnst.inference.stylize_tensor`'s `features=`) on to the network; `reset()` after a cut. While the camera
-    is still, `steady`'s fresh share (1 − steady) is cut to `still_fresh` of itself (1: as when it moves)."""
-    steady: float = STEADY
+    is still, `smooth`'s fresh share (1 − smooth) is cut to `still_fresh` of itself (1: as when it moves)."""
+    smooth: float = SMOOTH
     carry: float = CARRY
     features: float = FEATURES
     glue: float = GLUE
     still_fresh: float = STILL_FRESH
     flow_side: int = FLOW_SIDE
-    _last: tuple | None = field(default=None, repr=False)  # (grey, frame, steady input, output) of the last frame
+    _last: tuple | None = field(default=None, repr=False)  # (grey, frame, smoothed input, output) of the last frame
     _features: tuple | None = field(default=None, repr=False)  # (features, border, scale) the last frame painted
     _dis: object = field(default=None, repr=False)
     _canvas: Canvas = field(default_factory=Canvas, repr=False)
@@ -121,7 +121,7 @@ class Smoother:
               still_camera: bool) -> tuple[np.ndarray, np.ndarray]:
         """(flow from this frame back to the last at full size, trust in [0, 1] per pixel); `flow`: `self.flow`'s;
         `still_camera`: whether the camera moved less than the canvas's slowest speed (`still` applies)."""
-        last_grey, last_frame, last_steady = self._last[:3]
+        last_grey, last_frame, last_smoothed = self._last[:3]
         back, sure = flow
         sure = sure * away_from_motion_edges(back, grey)
         if still_camera:  # where nothing moved, only the photometric check below is asked: the flow's own checks
@@ -134,33 +134,33 @@ class Smoother:
             mismatch = cv2.absdiff(last, frame).astype(np.float32).mean(axis=-1)
             return np.exp(-(cv2.GaussianBlur(mismatch, (0, 0), 1.5) / levels) ** 2)
         trust = cv2.GaussianBlur(sure * shows(warp(last_frame, back)), (0, 0), SOFTEN_PX)  # softened: no seams
-        if still_camera:  # where nothing moved (the last steady input is carried unmoved), also, unsoftened, whether
+        if still_camera:  # where nothing moved (the last smoothed input is carried unmoved), also, unsoftened, whether
             # it itself shows this frame, within twice the levels: the edge of where something stood, half trusted
             # when it left, is then not carried on as a ghost for longer at the still camera's steadier input
-            # (tests/test_video.py). Not where things move, and not within TRUST_LEVELS: both dropped the steadying
+            # (tests/test_video.py). Not where things move, and not within TRUST_LEVELS: both dropped the smoothing
             # of a compressed road
             unmoved_here = cv2.resize(unmoved.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            trust = trust * (1.0 - unmoved_here * (1.0 - shows(last_steady, 2 * TRUST_LEVELS)))
+            trust = trust * (1.0 - unmoved_here * (1.0 - shows(last_smoothed, 2 * TRUST_LEVELS)))
         return back, trust
 
     def __call__(self, frame: np.ndarray, paint) -> np.ndarray:
         grey = _grey(frame, self.flow_side)
-        last, moved, camera, steady = self._last, None, None, self.steady
-        if last is None or last[1].shape != frame.shape or max(self.steady, self.carry, self.features,
+        last, moved, camera, smooth = self._last, None, None, self.smooth
+        if last is None or last[1].shape != frame.shape or max(self.smooth, self.carry, self.features,
                                                                  self.glue) <= 0:
-            steady_in = frame
+            smoothed = frame
         else:
             flow = self.flow(grey)
             camera = camera_motion(*flow)
             still_camera = camera_speed(camera[0], grey.shape, frame.shape[1]) < GLUE_SPEEDS[0]
-            if still_camera and steady > 0:
-                steady = 1 - (1 - steady) * self.still_fresh
+            if still_camera and smooth > 0:
+                smooth = 1 - (1 - smooth) * self.still_fresh
             moved = back, trust = self.trust(grey, frame, flow, still_camera)
-            steady_in = _blend(frame, warp(last[2], back), steady * trust) if steady > 0 else frame
-        out = paint(steady_in, self._feature_carrier(moved) if self.features > 0 else None)
+            smoothed = _blend(frame, warp(last[2], back), smooth * trust) if smooth > 0 else frame
+        out = paint(smoothed, self._feature_carrier(moved) if self.features > 0 else None)
         if moved is not None and self.carry > 0:
             out = _blend(out, warp(last[3], moved[0]), self.carry * moved[1])
         if self.glue > 0:
             out = self._canvas(frame, grey, camera, out, self.glue)
-        self._last = (grey, frame, steady_in, out)
+        self._last = (grey, frame, smoothed, out)
         return out
