@@ -1,12 +1,12 @@
 """What every section of the page shares: errors as toasts, the checks of numbers typed into the API, style
-mixes, and the gallery's tiles."""
+mixes, and the gallery's thumbnails."""
 from __future__ import annotations
 
 import gradio as gr
 
 import fastnst
 from fastnst.errors import FastNSTError, InvalidOptionError
-from fastnst.formats import TILE_PHOTO, TILE_SIDE
+from fastnst.formats import THUMBNAIL_PHOTO, THUMBNAIL_SIDE
 
 from .settings import DEFAULT_BRUSH, ROOT
 
@@ -61,14 +61,14 @@ def mixed(style, other, share) -> str:
     return other if share >= 1 else f"{style}={1 - share:.3g},{other}={share:.3g}"
 
 
-def paint_tile(style):
-    """The style's gallery tile, painted on the CPU so that no GPU is needed at start-up."""
-    return fastnst.stylize(ROOT / TILE_PHOTO, style, max_side=TILE_SIDE, device="cpu")
+def paint_thumbnail(style):
+    """The style's gallery thumbnail, painted on the CPU so that no GPU is needed at start-up."""
+    return fastnst.stylize(ROOT / THUMBNAIL_PHOTO, style, max_side=THUMBNAIL_SIDE, device="cpu")
 
 
 
-def selected_in_gallery(name, tiles, names):
+def selected_in_gallery(name, thumbnails, names):
     """The updates that show this visitor's gallery with `name` selected: the gallery, the names, the selected
     style, and the empty gallery's note hidden."""
-    return gr.Gallery(tiles, selected_index=list(names).index(name), visible=True), names, name, \
+    return gr.Gallery(thumbnails, selected_index=list(names).index(name), visible=True), names, name, \
         gr.Markdown(visible=False)

@@ -14,13 +14,13 @@ from . import fit, live, photo, uploads, video
 from .settings import EXAMPLES, QUEUE_SIZE, UPLOADS_KEPT, Settings, configure, current
 
 
-def build_demo(tiles=(), captions=None, community=(), settings: Settings | None = None) -> gr.Blocks:
-    """The page. `tiles` and `captions` ({style: caption}) as photo.gallery_tiles() makes them; `community`: Hub
-    repo ids for the dropdown. Builds components only: nothing is painted, downloaded or loaded."""
+def build_demo(thumbnails=(), captions=None, community=(), settings: Settings | None = None) -> gr.Blocks:
+    """The page. `thumbnails` and `captions` ({style: caption}) as photo.gallery_thumbnails() makes them;
+    `community`: Hub repo ids for the dropdown. Builds components only: nothing is painted, downloaded or loaded."""
     settings = settings or current()
-    tiles, captions = list(tiles), dict(captions or {})
+    thumbnails, captions = list(thumbnails), dict(captions or {})
     with gr.Blocks(title="fastnst: paint your photo", delete_cache=UPLOADS_KEPT) as demo:
-        photo_ui = photo.layout(settings, tiles, captions, community)
+        photo_ui = photo.layout(settings, thumbnails, captions, community)
         fit_ui = fit.layout(settings)
         live_ui = live.layout(settings)
         video_ui = video.layout(settings)
@@ -44,8 +44,8 @@ def main():
     atexit.register(fit.cancel_all_fits)
     atexit.register(uploads.sweep_videos, settings, 0)  # painted videos go with the app
     uploads.sweep(settings.fits_dir)  # fits left by an earlier run past their time
-    tiles, captions = photo.gallery_tiles()
+    thumbnails, captions = photo.gallery_thumbnails()
     community = community_styles(exclude={m.get("hub_repo") for m in gallery()})
     photo.warm_up(captions, settings)
-    demo = build_demo(tiles, captions, community, settings)
+    demo = build_demo(thumbnails, captions, community, settings)
     demo.launch(css=photo.CSS, allowed_paths=[str(STYLES_DIR), str(EXAMPLES)], max_file_size="30mb")

@@ -20,18 +20,18 @@ from fastnst.imageio import resize_max_side
 from fastnst.styles import load_style
 
 from . import uploads
-from .common import caption, checked, paint_tile, selected_in_gallery, whole_number
+from .common import caption, checked, paint_thumbnail, selected_in_gallery, whole_number
 from .settings import ROOT, Settings, current
 
-FIT_RECIPE = ROOT / "training" / "recipes" / "fit.json"  # what training.fit runs; read here for its budget
-FIT_IMAGES_RANGE = (200, 8_000)
+FIT_RECIPE = ROOT / "training" / "recipes" / "fit.json"  # what training.fit runs; read here for image_steps
+IMAGE_STEPS_RANGE = (200, 8_000)
 PAINTING_SIDE = 1024  # a painting is kept at most this large (training reads it at the family's style size)
 PREVIEW_SIDE, PREVIEW_EVERY_S = 512, 2.0
 FITS: dict = {}  # the running fit (training.fit.FitJob) of each browser session
 
 
-def default_images() -> int:
-    """The fit recipe's budget in images, read without importing the trainer."""
+def default_image_steps() -> int:
+    """The fit recipe's image_steps, read without importing the trainer."""
     return json.loads(FIT_RECIPE.read_text())["image_steps"]
 
 
@@ -51,8 +51,8 @@ def fit_style(painting, photo, title="", image_steps=None, repo_name="", token="
     from training import fit
     from training.paintings import slug_of
 
-    images = default_images() if image_steps is None else image_steps
-    budget = checked(whole_number, images, *FIT_IMAGES_RANGE, "image_steps must be a whole number")
+    image_steps = checked(whole_number, default_image_steps() if image_steps is None else image_steps,
+                          *IMAGE_STEPS_RANGE, "image_steps must be a whole number")
     if repo_name and repo_name.strip():
         checked(fit.check_repo, repo_name, visitor_token(token, oauth_token))
     session = request.session_hash if request else uuid.uuid4().hex
@@ -62,7 +62,7 @@ def fit_style(painting, photo, title="", image_steps=None, repo_name="", token="
     title = (title or "").strip() or readable_title(uploads.upload_name(painting))
     try:
         source = checked(save_painting, painting, out / f"{slug_of(title)}.png")
-        job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=budget, title=title)
+        job = FITS[session] = checked(fit.FitJob.start, source, out=out, image_steps=image_steps, title=title)
     except BaseException:
         uploads.delete(out)  # a fit that did not start leaves nothing
         raise
@@ -141,14 +141,14 @@ def cancel_all_fits():
     uploads.delete_made_fits()
 
 
-def add_fitted_style(folder, tiles, names):
+def add_fitted_style(folder, thumbnails, names):
     """Add a finished fit to this visitor's gallery, selected, like a style loaded from the Hub."""
-    tiles = tiles or []
+    thumbnails = thumbnails or []
     if folder not in names:
         style = checked(load_style, folder, device="cpu")
         names = {**names, folder: caption(style.metadata)}
-        tiles = [*tiles, (paint_tile(style), names[folder])]
-    return selected_in_gallery(folder, tiles, names)
+        thumbnails = [*thumbnails, (paint_thumbnail(style), names[folder])]
+    return selected_in_gallery(folder, thumbnails, names)
 
 
 def publish_style(style, repo_name, token="", oauth_token: gr.OAuthToken | None = None):
@@ -180,7 +180,7 @@ def layout(settings: Settings) -> SimpleNamespace:
                                 elem_id="painting")
             with gr.Column():
                 title = gr.Textbox(label="Style name", placeholder="e.g. Sunflowers at Dusk (default: the file name)")
-                images = gr.Slider(*FIT_IMAGES_RANGE, value=default_images(), step=100, label="Training images",
+                images = gr.Slider(*IMAGE_STEPS_RANGE, value=default_image_steps(), step=100, label="Training images",
                                    info="more: closer to the painting, and longer")
                 with gr.Row():
                     go = gr.Button("Fit style", variant="primary", elem_id="fit-go")

@@ -9,20 +9,20 @@ import gradio as gr
 import fastnst
 from fastnst.device import trim_freed_memory
 from fastnst.errors import FastNSTError
-from fastnst.formats import TILE_PHOTO
+from fastnst.formats import THUMBNAIL_PHOTO
 from fastnst.hub import HUB_TAG, parse_repo_id
 from fastnst.inference import BRUSH_RANGE
 from fastnst.styles import DEFAULT_STYLE, gallery, load_style
 
-from .common import brush_size, caption, error, gpu, mixed, paint_tile, selected_in_gallery, whole_number
+from .common import brush_size, caption, error, gpu, mixed, paint_thumbnail, selected_in_gallery, whole_number
 from .settings import DEFAULT_BRUSH, EXAMPLES, ROOT, SMALLEST_SIDE, Settings, current
 from .uploads import photo_source
 
 CSS = """
-#styles .grid-wrap { min-height: 0; max-height: 70vh; }  /* Gradio's default: 450 px whatever the tile count */
-/* as many ~170 px tiles as fit: six on a laptop, two on a phone (a fixed column count overflows phones) */
+#styles .grid-wrap { min-height: 0; max-height: 70vh; }  /* Gradio's default: 450 px whatever the thumbnail count */
+/* as many ~170 px thumbnails as fit: six on a laptop, two on a phone (a fixed column count overflows phones) */
 #styles .grid-container { grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)) !important; }
-/* captions wrap instead of ending in "…": the artist's name is half of what a tile says */
+/* captions wrap instead of ending in "…": the artist's name is half of what a thumbnail says */
 #styles .caption-label { white-space: normal; max-width: calc(100% - 2 * var(--block-label-margin)); }
 """
 
@@ -31,20 +31,20 @@ def example_photos() -> list[str]:
     return [str(p) for p in sorted(EXAMPLES.glob("*.jpg"))]
 
 
-def gallery_tiles():
-    """(tile, caption) pairs for the embedded gallery, and {style name: caption} in the same order."""
-    tiles, names = [], {}
+def gallery_thumbnails():
+    """(thumbnail, caption) pairs for the embedded gallery, and {style name: caption} in the same order."""
+    thumbnails, names = [], {}
     for meta in gallery():
-        tile = meta["tile_path"]
-        if tile is None:  # no tile.jpg shipped: paint one, or leave out a style that cannot even load
+        thumbnail = meta["thumbnail_path"]
+        if thumbnail is None:  # no tile.jpg shipped: paint one, or leave out a style that cannot even load
             try:
-                tile = paint_tile(meta["slug"])
+                thumbnail = paint_thumbnail(meta["slug"])
             except FastNSTError as err:
                 print(f"fastnst: leaving {meta['slug']!r} out of the gallery: {err}")
                 continue
-        tiles.append((tile, caption(meta)))
+        thumbnails.append((thumbnail, caption(meta)))
         names[meta["slug"]] = caption(meta)
-    return tiles, names
+    return thumbnails, names
 
 
 def warm_up(names, settings: Settings):
@@ -54,7 +54,7 @@ def warm_up(names, settings: Settings):
         return
     try:
         if settings.on_gpu and not settings.zero_gpu:  # compiling takes a while: better now than in a click
-            fastnst.stylize(ROOT / TILE_PHOTO, DEFAULT_STYLE, max_side=512)
+            fastnst.stylize(ROOT / THUMBNAIL_PHOTO, DEFAULT_STYLE, max_side=512)
         else:
             load_style(DEFAULT_STYLE)
     except Exception as err:  # a warm-up failure must not stop the Space; the error returns on first use
@@ -132,7 +132,7 @@ def example_rows(names) -> list[list[str]]:
     return [[photo, styles[i % len(styles)]] for i, photo in enumerate(example_photos())] if styles else []
 
 
-def add_hub_style(repo, tiles, names):
+def add_hub_style(repo, thumbnails, names):
     """Load `user/repo[@revision]` from the Hub (cached) and add it to this visitor's gallery, selected."""
     repo = (repo or "").strip()
     if not repo:
@@ -140,18 +140,18 @@ def add_hub_style(repo, tiles, names):
     if parse_repo_id(repo) is None:
         raise gr.Error(f"{repo!r} is not a Hub repo id; write it as user/repo or user/repo@revision.",
                        print_exception=False)
-    tiles = tiles or []  # an empty gallery arrives as None
+    thumbnails = thumbnails or []  # an empty gallery arrives as None
     if repo not in names:
         try:  # on the CPU: this downloads once into the HF cache, which painting on a GPU then reads
             style = load_style(repo, device="cpu")
             names = {**names, repo: caption({"slug": repo, **style.metadata})}
-            tiles = [*tiles, (paint_tile(style), names[repo])]
+            thumbnails = [*thumbnails, (paint_thumbnail(style), names[repo])]
         except FastNSTError as err:
             raise error(err) from err
-    return selected_in_gallery(repo, tiles, names)
+    return selected_in_gallery(repo, thumbnails, names)
 
 
-def layout(settings: Settings, tiles, captions, community) -> SimpleNamespace:
+def layout(settings: Settings, thumbnails, captions, community) -> SimpleNamespace:
     """The photo, the painting and its controls, the gallery and the Hub's styles."""
     start = DEFAULT_STYLE if DEFAULT_STYLE in captions else next(iter(captions), "")
     gr.Markdown("# fastnst: paint your photo like a famous painting\n"
@@ -181,12 +181,12 @@ def layout(settings: Settings, tiles, captions, community) -> SimpleNamespace:
                 preserve = gr.Checkbox(label="Keep the photo's colours", info="take only light and brushwork")
                 go = gr.Button("Paint", variant="primary")
                 api_paint = gr.Button(visible=False)  # the /stylize endpoint: the page's Paint also mixes
-    styles = gr.Gallery(tiles, label="Styles: click one", columns=6, height="auto", object_fit="cover",
+    styles = gr.Gallery(thumbnails, label="Styles: click one", columns=6, height="auto", object_fit="cover",
                         allow_preview=False, fit_columns=False, interactive=False, buttons=[], elem_id="styles",
-                        selected_index=list(captions).index(start) if start else None, visible=bool(tiles))
+                        selected_index=list(captions).index(start) if start else None, visible=bool(thumbnails))
     empty = gr.Markdown("**The style gallery is empty on this machine:** load a style from the Hugging Face Hub "
-                        "below.", visible=not tiles)
-    with gr.Accordion("More styles from the Hugging Face Hub", open=not tiles):
+                        "below.", visible=not thumbnails)
+    with gr.Accordion("More styles from the Hugging Face Hub", open=not thumbnails):
         with gr.Row(equal_height=True):
             repo = gr.Textbox(label="Hub repo", placeholder="user/repo or user/repo@revision", scale=3)
             load = gr.Button("Load style", scale=1)

@@ -23,7 +23,7 @@ STYLES = {"test-style": ("Test Style", "Nobody", 1), "second-style": ("Second St
 def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1, network=None) -> Path:
     """A style folder: a tiny TransformerNet (`network`, else a random one; config.json + model.safetensors + the
     mixin's README.md, tagged `fastnst`), style.json and tile.jpg (the network painting the example cat, like a
-    real tile)."""
+    real thumbnail)."""
     import torch
 
     from fastnst import stylize

@@ -13,12 +13,12 @@ SIZES = ("256px", "512px", "1024px")
 pytestmark = pytest.mark.skipif(STYLES_DIR != ROOT / "styles", reason="the gallery is not the checkout's")
 
 
-def test_the_gallery_has_at_least_24_credited_styles_with_a_cpu_network_and_a_tile():
+def test_the_gallery_has_at_least_24_credited_styles_with_a_cpu_network_and_a_thumbnail():
     entries = gallery()
     assert len(entries) >= 24
     for meta in entries:
         assert meta.get("title") and meta.get("artist") and meta.get("year"), meta["slug"]
-        assert "light" in meta["variants"] and meta["tile_path"], meta["slug"]
+        assert "light" in meta["variants"] and meta["thumbnail_path"], meta["slug"]
 
 
 def test_every_style_passed_the_texture_gate_on_photo_set_b_at_every_size():

@@ -265,8 +265,8 @@ def test_card_names_the_painting_and_painter_given_to_the_trainer(tmp_path):
 # ------------------------------------------------------------------------------------------------------ gallery
 
 
-def test_the_gallery_tile_is_the_light_networks_whichever_network_is_exported_last(tmp_path, monkeypatch):
-    """`training.gallery`: a CPU paints with the light network, so the tile shows what it paints."""
+def test_the_gallery_thumbnail_is_the_light_networks_whichever_network_is_exported_last(tmp_path, monkeypatch):
+    """`training.gallery`: a CPU paints with the light network, so the thumbnail shows what it paints."""
     import training.gallery as G
     from huggingface_hub.repocard import metadata_load
 
