@@ -281,7 +281,7 @@ def parse_setting(text: str) -> tuple:
     return (*values[:4], *[0.0] * (4 - len(values[:4])), values[4] if len(values) > 4 else 1.0)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", default="starry-night,the-scream,great-wave")
     p.add_argument("--clips", default="pan,zoom,car-detection",
@@ -307,12 +307,12 @@ def main(argv=None) -> int:
     p.add_argument("--strip", type=Path, default=None,
                    help="write a JPEG of 4 frames of the first style and clip: the input, painted frame by frame, "
                         "and by the first --settings")
-    args = p.parse_args(argv)
-    keep_freed_memory()
-    device = pick_device(args.device)
-    settings = [parse_setting(one) for one in args.settings.split(",")]
+    return p
 
-    clips, canvas = {}, None  # the synthetic clips film one canvas
+
+def load_clips(args) -> tuple[dict, np.ndarray | None]:
+    """{name: (frames, flows, masks, synthetic)} for --clips, and the canvas the synthetic ones film."""
+    clips, canvas = {}, None
     for name in filter(None, args.clips.split(",")):
         if name in ("pan", "zoom", "object"):
             canvas = camera_canvas(Path(args.photo), args.side) if canvas is None else canvas
@@ -326,6 +326,15 @@ def main(argv=None) -> int:
                 log(f"{name}: skipped: {path} is not here")
                 continue
             clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only, int(start or 0)), False)
+    return clips, canvas
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    keep_freed_memory()
+    device = pick_device(args.device)
+    settings = [parse_setting(one) for one in args.settings.split(",")]
+    clips, canvas = load_clips(args)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
           f"per setting (smooth:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
           f"frames per second")
