@@ -36,21 +36,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from bench.gatys import terms_of
 from bench.quality import (
     PAINTINGS_DIR,
     PHOTOS,
-    TEXTURE_GATE,
     WEIGHTS_DIR,
     build_loss,
     find_painting,
     find_recipe,
     list_photos,
-    log,
     photo_set,
-    resize_long_side,
     resolve_loss_weights,
-    terms_of,
 )
+from bench.report import TEXTURE_GATE, log, resize_long_side
 from fastnst import pick_device
 from fastnst.errors import FastNSTError
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image

@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 import torch
 
-from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights, terms_of
+from bench.gatys import terms_of
+from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights
 from fastnst import load_style, pick_device
 from fastnst.device import keep_freed_memory
 from fastnst.errors import FastNSTError

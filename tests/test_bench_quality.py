@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench import report
 from tests.conftest import make_style_dir
 
 
@@ -66,7 +67,7 @@ def test_quality_bench_end_to_end(bench, tmp_path, capsys):
     assert summary["texture_passes"] == (row["texture"] <= bench.TEXTURE_GATE)
 
     with Image.open(sheet) as img:
-        assert img.size == (bench.LABEL + bench.CELL, 2 * bench.CELL)  # a row of photos, a row per style
+        assert img.size == (report.LABEL + report.CELL, 2 * report.CELL)  # a row of photos, a row per style
 
     # --gatys-from takes an earlier run's optimisation where the loss is the same one, and reruns it where not
     earlier = tmp_path / "earlier.json"

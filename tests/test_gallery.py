@@ -3,7 +3,7 @@ Space's card, and a row of the family network (so every pair mixes)."""
 import pytest
 from huggingface_hub.repocard import metadata_load
 
-from bench.quality import TEXTURE_GATE  # the output's style loss over the photo's own, median over photos
+from bench.report import TEXTURE_GATE  # the output's style loss over the photo's own, median over photos
 from fastnst.formats import gallery_record
 from fastnst.styles import STYLES_DIR, gallery
 
