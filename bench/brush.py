@@ -1,8 +1,8 @@
 """Brush size: does a larger brush paint larger strokes, and does the texture gate still hold?
 
-    python bench/brush.py                                       # 6 gallery styles, the 4 CC0 photos, at 1024 px
-    python bench/brush.py --styles starry-night,the-scream --brushes 1,2,4 --photo-set B
-    python bench/brush.py --styles all --json brush.json
+    python -m bench.brush                                       # 6 gallery styles, the 4 CC0 photos, at 1024 px
+    python -m bench.brush --styles starry-night,the-scream --brushes 1,2,4 --photo-set B
+    python -m bench.brush --styles all --json brush.json
 
 For each style × brush it paints each photo at `--size` px (longer side) with `fastnst.stylize_tensor(...,
 brush=B)` and prints, median over the photos:
@@ -36,32 +36,26 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-from quality import (  # noqa: E402
+from bench.gatys import terms_of
+from bench.quality import (
     PAINTINGS_DIR,
     PHOTOS,
-    TEXTURE_GATE,
     WEIGHTS_DIR,
     build_loss,
     find_painting,
     find_recipe,
     list_photos,
-    log,
     photo_set,
-    resize_long_side,
     resolve_loss_weights,
-    terms_of,
 )
-
-from fastnst import pick_device  # noqa: E402
-from fastnst.errors import FastNSTError  # noqa: E402
-from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
-from fastnst.inference import resample, stylize_tensor  # noqa: E402
-from fastnst.losses import gram_matrix  # noqa: E402
-from fastnst.styles import gallery, load_style  # noqa: E402
-from training.paintings import load_painting  # noqa: E402
+from bench.report import TEXTURE_GATE, log, resize_long_side
+from fastnst import pick_device
+from fastnst.errors import FastNSTError
+from fastnst.imageio import image_to_tensor, load_image, tensor_to_image
+from fastnst.inference import resample, stylize_tensor
+from fastnst.losses import gram_matrix
+from fastnst.styles import gallery, load_style
+from training.paintings import load_painting
 
 SIZES = (128, 192, 256, 384, 512, 768, 1024)  # painting sizes the strokes are matched against
 REFERENCE = SIZES[0]  # the one painting size compared with: every other size is the output shrunk

@@ -1,7 +1,7 @@
 """Held-out loss against image-steps (and minutes) for finished runs, as a table and a PNG plot.
 
-    python bench/curves.py runs/scratch-bf16 runs/from-family --plot bench/new_style.png
-    python bench/curves.py runs/fit-a runs/fit-b --target 5.38e5 --plot fits.png   # the reference as a number
+    python -m bench.curves runs/scratch-bf16 runs/from-family --plot bench/new_style.png
+    python -m bench.curves runs/fit-a runs/fit-b --target 5.38e5 --plot fits.png   # the reference as a number
 
 Each run's heldout.csv (written by the trainer at every sample step: fp32 loss terms on the same held-out photos
 for runs of the same data and --heldout) is read, with the training time at each step from history.csv. The
@@ -10,13 +10,11 @@ total (goal of issue 10 for a new style started with --from: a 16,000-image-step
 ≤ 3 minutes on 2 CPU cores); with --target, every run is compared with that loss instead.
 """
 import argparse
-import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.run_folder import RunFolder  # noqa: E402
+from training.run_folder import RunFolder
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 SIZE, MARGIN = (900, 520), (80, 30, 30, 60)  # image; left, top, right, bottom margins

@@ -1,6 +1,6 @@
 """One command that checks fastnst's GPU paths on a CUDA machine and prints pass/fail with numbers (< 8 minutes).
 
-    python -m bench.gpu_check            # or: python bench/gpu_check.py
+    python -m bench.gpu_check
     python -m bench.gpu_check --json out.json
 
 What it runs: the card and what fastnst chooses for it (precision, memory plan); painting 512², 1080p and 4K in
@@ -26,8 +26,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if not __package__:  # run as a file: this checkout's fastnst, not whichever an environment has installed
-    sys.path.insert(0, str(ROOT))
 
 SIZES = {"512²": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 STYLE = "starry-night"

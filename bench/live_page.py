@@ -1,7 +1,7 @@
 """The frame rate the page's Live section really shows: Chromium's fake camera streamed through the app.
 
-    python bench/live_page.py                        # 640×480 camera, starry-night, 30 s
-    python bench/live_page.py --camera 320x240 --style the-scream --seconds 20
+    python -m bench.live_page                        # 640×480 camera, starry-night, 30 s
+    python -m bench.live_page --camera 320x240 --style the-scream --seconds 20
 
 Starts `app.py` on the embedded gallery (as bench/load.py does), opens it in headless Chromium whose fake camera
 plays a pan over a CC0 photo of examples/ (a YUV4MPEG2 clip, looped), presses Record in the Live section and, after
@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.load import start_app
+from fastnst.imageio import load_image
+from fastnst.styles import gallery
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from bench.load import start_app  # noqa: E402
-from fastnst.imageio import load_image  # noqa: E402
-from fastnst.styles import gallery  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,9 +1,9 @@
 """A crowd at the Space: N clients at once through /stylize, counted by what each one got, with the server's memory.
 
-    python bench/load.py --clients 200                  # starts `python app.py` on the gallery, then the crowd
-    python bench/load.py --clients 200 --rounds 3       # the same crowd three times over (memory over a long run)
-    python bench/load.py --hostile --clients 40 --rounds 10   # hostile files instead of photos (see HOSTILE)
-    python bench/load.py --url http://127.0.0.1:7860/ --clients 50   # an app that is already running
+    python -m bench.load --clients 200                  # starts `python app.py` on the gallery, then the crowd
+    python -m bench.load --clients 200 --rounds 3       # the same crowd three times over (memory over a long run)
+    python -m bench.load --hostile --clients 40 --rounds 10   # hostile files instead of photos (see HOSTILE)
+    python -m bench.load --url http://127.0.0.1:7860/ --clients 50   # an app that is already running
 
 Each client does what the page does, over Gradio's HTTP API: upload the file, join the queue (POST
 /gradio_api/call/stylize), follow the event stream, then download the painted PNG. Every client ends as one of

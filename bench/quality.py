@@ -1,9 +1,9 @@
 """Quality reference: our feed-forward networks against Gatys et al.'s optimisation, under the training loss.
 
-    python bench/quality.py                                   # every gallery style, the 4 CC0 photos, 256 + 512 px
-    python bench/quality.py --iters 0 --sizes 256                 # the texture gate only (no optimisation): fast
-    python bench/quality.py --styles starry-night --device cpu --sizes 256 --num-photos 2 --iters 50,100
-    python bench/quality.py --styles me/my-style --json q.json --contact-sheet sheet.png
+    python -m bench.quality                                   # every gallery style, the 4 CC0 photos, 256 + 512 px
+    python -m bench.quality --iters 0 --sizes 256                 # the texture gate only (no optimisation): fast
+    python -m bench.quality --styles starry-night --device cpu --sizes 256 --num-photos 2 --iters 50,100
+    python -m bench.quality --styles me/my-style --json q.json --contact-sheet sheet.png
 
 For each style × photo × size it reports the content, style and total loss of the network's output, and of
 the photo optimised directly (Gatys, Ecker, Bethge 2016) after each of `--iters` iterations, both under EXACTLY
@@ -42,13 +42,23 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from fastnst import pick_device  # noqa: E402
-from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError  # noqa: E402
-from fastnst.formats import (  # noqa: E402
+from bench.gatys import LR, earlier_gatys, gatys_once, terms_of
+from bench.report import (
+    CELL,
+    GOAL_RATIO,
+    TEXTURE_GATE,
+    contact_sheet,
+    log,
+    print_summary,
+    print_table,
+    ratio_of,
+    resize_long_side,
+    summarise,
+)
+from fastnst import pick_device
+from fastnst.errors import FastNSTError, LossNetworkUnavailableError, StyleNotFoundError
+from fastnst.formats import (
     METADATA_FILE,
     PAINTING_FILE,
     STYLE_IMAGE,
@@ -57,13 +67,15 @@ from fastnst.formats import (  # noqa: E402
     set_gallery_record,
     write_metadata,
 )
-from fastnst.imageio import image_to_tensor, load_image, tensor_to_image  # noqa: E402
-from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes  # noqa: E402
-from fastnst.losses import LOSS_LAYERS, PerceptualLoss  # noqa: E402
-from fastnst.styles import STYLES_DIR, gallery, load_style  # noqa: E402
-from training.data import heldout_photos, min_side  # noqa: E402
-from training.paintings import load_painting  # noqa: E402  (the trainer's loader, same resizing)
-from training.recipe import Recipe, shipped_recipe  # noqa: E402
+from fastnst.imageio import image_to_tensor, load_image, tensor_to_image
+from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes
+from fastnst.losses import LOSS_LAYERS, PerceptualLoss
+from fastnst.styles import STYLES_DIR, gallery, load_style
+from training.data import heldout_photos, min_side
+from training.paintings import load_painting  # the trainer's loader, same resizing
+from training.recipe import Recipe, shipped_recipe
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = REPO.parent / "shared" / "data"
 PHOTOS = REPO / "examples"  # CC0 photos no network was trained on
@@ -73,19 +85,10 @@ SIZES = "256,512"
 ITERS = "100"
 NUM_PHOTOS = 4
 TILE = 256                  # seam check at the largest size: 1024 px gives 5×5 tiles
-GOAL_RATIO = 1.0
-TEXTURE_GATE = 0.35         # output's style loss / the photo's, median over photos: above it, a tint
-LR = {"lbfgs": 1.0, "adam": 0.05}  # adam's step is in z (sigmoid) space
-EPS = 0.5 / 255
-CELL, LABEL = 256, 200      # contact sheet: default cell size (--cell) and the title column, in pixels
 CONTENT = SHARED / "content"  # the photos the gallery trained on; its runs held 16 of them out
 _GALLERY = Recipe.from_json(shipped_recipe("gallery"))  # its runs' held-out photos are the photo sets
 HELDOUT, MIN_SIDE = _GALLERY.heldout, min_side(_GALLERY.crop)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _ints(text: str, minimum: int = 1) -> list[int]:
@@ -126,13 +129,6 @@ def photo_set(name: str, content: Path = CONTENT) -> list[Path]:
     if name == "A":
         return held[0::2]
     return held[1::2] + list_photos(str(PHOTOS), NUM_PHOTOS)
-
-
-def resize_long_side(image, size: int):
-    """Scale (up or down) so the longer side is exactly `size`, keeping the aspect ratio."""
-    w, h = image.size
-    scale = size / max(w, h)
-    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), resample=3)  # 3 = LANCZOS
 
 
 def find_recipe(style, name: str) -> dict:
@@ -192,64 +188,6 @@ def build_loss(recipe: dict, weights, painting: Path, device) -> PerceptualLoss:
 
 
 # --------------------------------------------------------------------------------------------- measuring
-def terms_of(loss_fn, image, targets, features=None) -> dict:
-    with torch.no_grad():
-        return {k: float(v) for k, v in loss_fn(image, targets, features=features).items()}
-
-
-def gatys(loss_fn, content, targets, checkpoints, *, optimizer="lbfgs", lr=None, param="sigmoid") -> dict:
-    """Optimise the image from the photo; loss terms at iteration 0 and at each checkpoint."""
-    if param == "sigmoid":
-        z, to_image = torch.logit(content.clamp(EPS, 1 - EPS)), torch.sigmoid
-    else:
-        z, to_image = content.clone(), (lambda t: t.clamp(0, 1))
-    z = z.contiguous().requires_grad_(True)  # L-BFGS views the gradient flat
-    lr = LR[optimizer] if lr is None else lr
-    results = {0: terms_of(loss_fn, to_image(z), targets)}
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([z], lr=lr, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
-    else:
-        opt = torch.optim.Adam([z], lr=lr)
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        total = loss_fn(to_image(z), targets)["total"]
-        total.backward()
-        return total
-
-    done, t0 = 0, time.perf_counter()
-    for n in sorted(set(checkpoints) - {0}):
-        if optimizer == "lbfgs":  # one call runs n - done iterations, keeping the curvature history
-            opt.param_groups[0].update(max_iter=n - done, max_eval=10 * (n - done))
-            opt.step(closure)
-        else:
-            for _ in range(n - done):
-                opt.step(closure)
-        done = n
-        results[n] = terms_of(loss_fn, to_image(z), targets)
-        state = opt.state[z] if optimizer == "lbfgs" else {}
-        results[n].update(seconds=round(time.perf_counter() - t0, 2), evals=state.get("func_evals", n))
-        log(f"    gatys {n:>4} it: total {results[n]['total']:.4g} ({results[n]['seconds']:.1f} s)")
-    return results
-
-
-def earlier_gatys(path) -> dict:
-    """(style, photo, size) → Gatys terms by iteration, from an earlier run's --json."""
-    if not path:
-        return {}
-    rows = json.loads(Path(path).read_text())["rows"]
-    return {(r["style"], r["photo"], r["size"]): {int(k): v for k, v in r["gatys"].items()} for r in rows}
-
-
-def gatys_once(loss_fn, content, targets, iters, earlier: dict | None, **options) -> dict:
-    """`gatys`, or an earlier run's numbers for the same photo, size and iterations when the loss is the same one
-    (checked: the photo's own loss, iteration 0, must agree): a wider network of the same recipe needs no rerun."""
-    if earlier and set(iters) <= set(earlier):
-        start = gatys(loss_fn, content, targets, [0], **options)[0]
-        if math.isclose(start["total"], earlier[0]["total"], rel_tol=1e-4):
-            log("    gatys: the earlier run's numbers (same loss)")
-            return {k: earlier[k] for k in {0, *iters}}
-    return gatys(loss_fn, content, targets, iters, **options)
 
 
 @torch.no_grad()
@@ -264,89 +202,6 @@ def seam_error(style, x, tile: int, untiled, device) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ output
-def contact_sheet(photos: dict, outputs: dict, titles: list, path: Path, cell: int = CELL) -> None:
-    """Rows: the photos, then our output per style (its title in the left column), a photo per column, so a
-    gallery of any size reads top to bottom. Paintings are never shown."""
-    sheet = Image.new("RGB", (LABEL + len(photos) * cell, (1 + len(titles)) * cell), "white")
-    draw = ImageDraw.Draw(sheet)
-    try:
-        font = ImageFont.load_default(size=16)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
-        font = ImageFont.load_default()
-
-    def paste(img, row, col):
-        img = resize_long_side(img, cell)
-        sheet.paste(img, (LABEL + col * cell + (cell - img.width) // 2, row * cell + (cell - img.height) // 2))
-
-    for row, title in enumerate(["photo", *titles]):
-        words, lines = str(title).split(), [""]
-        for word in words:  # wrap the title into the label column
-            lines[-1:] = [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < 20 else [lines[-1], word]
-        draw.multiline_text((8, row * cell + 8), "\n".join(lines[:6]), fill="black", font=font)
-    for col, (photo_name, img) in enumerate(photos.items()):
-        paste(img, 0, col)
-        for row, title in enumerate(titles, start=1):
-            if (photo_name, title) in outputs:
-                paste(outputs[photo_name, title], row, col)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, **({"quality": 88} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else math.inf
-
-
-def _g(v, fmt=".4g"):
-    return "-" if v is None else format(v, fmt)
-
-
-def print_table(rows, iters):
-    head = (f"{'style':<20} {'photo':<12} {'size':>5} {'net cont':>10} {'net style':>10} {'net total':>10} "
-            + " ".join(f"{'G' + str(n) + ' total':>11}" for n in iters) + f" {'ratio':>6} {'texture':>7} {'seam':>6}")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        net = r["net"]
-        print(f"{r['style'][:20]:<20} {r['photo'][:12]:<12} {r['size']:>5} {_g(net.get('content')):>10} "
-              f"{_g(net['style']):>10} {_g(net['total']):>10} "
-              + " ".join(f"{_g(r['gatys'][str(n)]['total']):>11}" for n in iters)
-              + f" {_g(r['ratio'], '.3f'):>6} {_g(r['texture'], '.3f'):>7} {_g(r['seam_mad'], '.3f'):>6}")
-
-
-def summarise(rows) -> dict:
-    summary = {}
-    for style in dict.fromkeys(r["style"] for r in rows):
-        mine = [r for r in rows if r["style"] == style]
-        ratios = [r["ratio"] for r in mine if r["ratio"] is not None]
-        seams = [r["seam_mad"] for r in mine if r["seam_mad"] is not None]
-        # the gate holds at every size: a feed-forward network's strokes have a fixed size in pixels, so the
-        # larger the photo, the fainter the texture (the app paints up to 1024 px on a CPU by default)
-        by_size = {size: statistics.median(r["texture"] for r in mine if r["size"] == size)
-                   for size in sorted({r["size"] for r in mine})}
-        texture = max(by_size.values())
-        summary[style] = {
-            "rows": len(mine),
-            "ratio_geomean": math.exp(statistics.fmean(math.log(max(x, 1e-30)) for x in ratios)) if ratios else None,
-            "ratio_worst": max(ratios) if ratios else None,
-            "within_goal": sum(x <= GOAL_RATIO for x in ratios) / len(ratios) if ratios else None,
-            "texture_median": texture,
-            "texture_by_size": by_size,
-            "texture_passes": texture <= TEXTURE_GATE,
-            "seam_mad_max": max(seams) if seams else None,
-        }
-    return summary
-
-
-def print_summary(summary: dict, last: int):
-    print(f"\nper style (ratio = network total / Gatys-{last} total, goal ≤ {GOAL_RATIO}; "
-          f"texture = median output/photo style loss at the worst size, gate ≤ {TEXTURE_GATE}):")
-    print(f"{'style':<24} {'rows':>4} {'geomean':>8} {'worst':>7} {'≤ goal':>7} {'texture':>8} {'gate':>5} "
-          f"{'seam max':>9}")
-    for style, s in summary.items():
-        gate = "pass" if s["texture_passes"] else "FAIL"
-        print(f"{style[:24]:<24} {s['rows']:>4} {_g(s['ratio_geomean'], '.3f'):>8} {_g(s['ratio_worst'], '.3f'):>7} "
-              f"{_g(s['within_goal'], '.0%'):>7} {s['texture_median']:>8.3f} {gate:>5} "
-              f"{_g(s['seam_mad_max'], '.3f'):>9}")
 
 
 # -------------------------------------------------------------------------------------------------- main
@@ -445,8 +300,8 @@ def run(args) -> dict:
                              "width": x.shape[-1], "height": x.shape[-2], "net": net,
                              "net_seconds": round(net_seconds, 3),
                              "gatys": {str(k): v for k, v in g.items()},
-                             "ratio": _ratio(net["total"], g[iters[-1]]["total"]) if iters[-1] else None,
-                             "texture": _ratio(net["style"], g[0]["style"]),
+                             "ratio": ratio_of(net["total"], g[iters[-1]]["total"]) if iters[-1] else None,
+                             "texture": ratio_of(net["style"], g[0]["style"]),
                              "seam_mad": seam and seam["mad"], "seam_max": seam and seam["max"],
                              "seam_tile": args.tile if seam else None, "seam_tiles": seam and seam["tiles"]})
     result = {"config": {**vars(args), "device": str(device), "sizes": sizes, "iters": iters,

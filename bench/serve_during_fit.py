@@ -1,6 +1,6 @@
 """Does the Space keep painting while it fits a new style? /stylize latency with and without a fit running.
 
-    FASTNST_FIT_PHOTOS=../shared/data/content python bench/serve_during_fit.py --requests 20
+    FASTNST_FIT_PHOTOS=../shared/data/content python -m bench.serve_during_fit --requests 20
 
 Starts `python app.py` (the embedded gallery and styles/family), sends `--requests` /stylize calls one after
 another on an example photo (quiet), then starts a fit through /fit_style and sends the same calls while it
@@ -17,9 +17,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from training.run_folder import RunFolder
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from training.run_folder import RunFolder  # noqa: E402
 
 PHOTO = REPO / "examples" / "astronaut.jpg"
 PAINTING = REPO / "examples" / "rocket.jpg"  # any picture will do: this measures the machine, not the look

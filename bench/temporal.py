@@ -1,9 +1,9 @@
 """Flicker: the warping error of painted video, per-frame painting against the shipped video path.
 
-    python bench/temporal.py                                # synthetic pan + zoom over examples/, real clips
-    python bench/temporal.py --styles starry-night --frames 16 --settings 0.9:0:0.65,0.9:0,0.9:0.3,0:0.8
-    python bench/temporal.py --save-frames out/             # the frames, to look at (ghosting, smearing)
-    python bench/temporal.py --styles starry-night --clips pan --strip bench/video_strip.jpg   # the README's strip
+    python -m bench.temporal                                # synthetic pan + zoom over examples/, real clips
+    python -m bench.temporal --styles starry-night --frames 16 --settings 0.9:0:0.65,0.9:0,0.9:0.3,0:0.8
+    python -m bench.temporal --save-frames out/             # the frames, to look at (ghosting, smearing)
+    python -m bench.temporal --styles starry-night --clips pan --strip bench/video_strip.jpg   # the README's strip
 
 Warping error (Lai et al. 2018's measure): frame t−1 carried onto frame t along the *input's* motion, mean
 absolute difference over the pixels visible in both, in 0–255 levels, averaged over the clip. The motion is exact
@@ -14,9 +14,9 @@ across (`object`: what moves on its own, at a 30-fps webcam's speed) — and for
 with a forward-backward occlusion check, taken as no motion wherever no motion explains the input better
 (`or_still`; `--dis-only`: DIS flow alone, the bench before 2026-12-05's fourth session). The input's own error is
 printed too: it is the floor. For each style and clip:
-- per-frame: every frame painted on its own (steady 0, carry 0);
+- per-frame: every frame painted on its own (smooth 0, carry 0);
 - shipped: fastnst.video's path, `fastnst.temporal.Smoother`, at each `--settings`
-  steady:carry:features:glue:still_fresh (left-out values are 0, still_fresh 1: a steady:carry pair is the path
+  smooth:carry:features:glue:still_fresh (left-out values are 0, still_fresh 1: a smooth:carry pair is the path
   before 2026-12-03's third session, a triple the path before the glued canvas of 2026-12-05's third session, four
   values the path before the steadier still camera of 2026-12-06);
 - ideal (the pan and zoom): the ratio and texture of the whole photo painted once and filmed by the same camera
@@ -36,18 +36,17 @@ import cv2
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights, terms_of  # noqa: E402
-from fastnst import load_style, pick_device  # noqa: E402
-from fastnst.device import keep_freed_memory  # noqa: E402
-from fastnst.errors import FastNSTError  # noqa: E402
-from fastnst.imageio import load_image  # noqa: E402
-from fastnst.temporal import (  # noqa: E402
+from bench.gatys import terms_of
+from bench.quality import build_loss, find_painting, find_recipe, resolve_loss_weights
+from fastnst import load_style, pick_device
+from fastnst.device import keep_freed_memory
+from fastnst.errors import FastNSTError
+from fastnst.imageio import load_image
+from fastnst.temporal import (
     CARRY,
     FEATURES,
     GLUE,
-    STEADY,
+    SMOOTH,
     STILL_FRESH,
     Smoother,
     band_limited_double,
@@ -55,7 +54,9 @@ from fastnst.temporal import (  # noqa: E402
     flow_between,
     warp,
 )
-from fastnst.video import paint_frame  # noqa: E402
+from fastnst.video import paint_frame
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = SHARED / "video"
@@ -244,9 +245,9 @@ def glued(painted_canvas, double, kind: str, clip) -> list:
     return film(painted_canvas, kind, len(clip), clip[0].shape[1], noise=0, double=double)[0]
 
 
-def paint_clip(clip, style, steady: float, carry: float, features: float, device, glue: float = 0.0,
+def paint_clip(clip, style, smooth: float, carry: float, features: float, device, glue: float = 0.0,
                still_fresh: float = 1.0):
-    smoother, out = Smoother(steady=steady, carry=carry, features=features, glue=glue, still_fresh=still_fresh), []
+    smoother, out = Smoother(smooth=smooth, carry=carry, features=features, glue=glue, still_fresh=still_fresh), []
     t0 = time.perf_counter()
     for frame in clip:
         out.append(smoother(frame, lambda x, carried: paint_frame(x, style, device=device, features=carried)))
@@ -275,13 +276,13 @@ def write_strip(path: Path, clip, plain, shipped, columns: int = 4, width: int =
 
 
 def parse_setting(text: str) -> tuple:
-    """"steady:carry:features:glue:still_fresh" → five floats; values left out are 0, still_fresh 1 (each shorter
+    """"smooth:carry:features:glue:still_fresh" → five floats; values left out are 0, still_fresh 1 (each shorter
     form is the path before the next value was added)."""
     values = [float(v) for v in text.split(":")]
     return (*values[:4], *[0.0] * (4 - len(values[:4])), values[4] if len(values) > 4 else 1.0)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", default="starry-night,the-scream,great-wave")
     p.add_argument("--clips", default="pan,zoom,car-detection",
@@ -294,8 +295,8 @@ def main(argv=None) -> int:
                    help="the photo whose middle moves across --photo in the object clip")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--side", type=int, default=384)
-    p.add_argument("--settings", default=f"{STEADY}:{CARRY}:{FEATURES}:{GLUE}:{STILL_FRESH}",
-                   help="comma-separated steady:carry:features:glue:still_fresh of fastnst.temporal.Smoother "
+    p.add_argument("--settings", default=f"{SMOOTH}:{CARRY}:{FEATURES}:{GLUE}:{STILL_FRESH}",
+                   help="comma-separated smooth:carry:features:glue:still_fresh of fastnst.temporal.Smoother "
                         "(values left out are 0, still_fresh 1; default: the shipped one)")
     p.add_argument("--dis-only", action="store_true",
                    help="the real clips' motion: DIS flow alone, never no motion (the bench's before 2026-12-05)")
@@ -307,12 +308,12 @@ def main(argv=None) -> int:
     p.add_argument("--strip", type=Path, default=None,
                    help="write a JPEG of 4 frames of the first style and clip: the input, painted frame by frame, "
                         "and by the first --settings")
-    args = p.parse_args(argv)
-    keep_freed_memory()
-    device = pick_device(args.device)
-    settings = [parse_setting(one) for one in args.settings.split(",")]
+    return p
 
-    clips, canvas = {}, None  # the synthetic clips film one canvas
+
+def load_clips(args) -> tuple[dict, np.ndarray | None]:
+    """{name: (frames, flows, masks, synthetic)} for --clips, and the canvas the synthetic ones film."""
+    clips, canvas = {}, None
     for name in filter(None, args.clips.split(",")):
         if name in ("pan", "zoom", "object"):
             canvas = camera_canvas(Path(args.photo), args.side) if canvas is None else canvas
@@ -326,8 +327,17 @@ def main(argv=None) -> int:
                 log(f"{name}: skipped: {path} is not here")
                 continue
             clips[name] = (*real_clip(path, args.frames, args.side, args.dis_only, int(start or 0)), False)
+    return clips, canvas
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    keep_freed_memory()
+    device = pick_device(args.device)
+    settings = [parse_setting(one) for one in args.settings.split(",")]
+    clips, canvas = load_clips(args)
     print(f"device {device}, {args.frames} frames at {args.side} px, {args.variant} networks; "
-          f"per setting (steady:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
+          f"per setting (smooth:carry:features:glue:still_fresh): warping error, ratio to per-frame, texture, "
           f"frames per second")
     wide, named = max(map(len, clips), default=4) + 2, max(map(len, args.styles.split(","))) + 2
     print(f"{'style':<{named}}{'clip':<{wide}}{'input':>7}{'per-frame':>10}{'texture':>9}{'ideal':>7}{'texture':>9}"
@@ -359,8 +369,8 @@ def main(argv=None) -> int:
             thing_base = warping_error(plain, flows, thing) if thing else None
             row = (f"{name:<{named}}{clip_name:<{wide}}{warping_error(clip, flows, masks):>7.2f}{base:>10.2f}"
                    f"{base_texture:>9.3f}{ideal:>7}{ideal_texture:>9}")
-            for steady, carry, features, glue, still_fresh in settings:
-                shipped, fps = paint_clip(clip, style, steady, carry, features, device, glue, still_fresh)
+            for smooth, carry, features, glue, still_fresh in settings:
+                shipped, fps = paint_clip(clip, style, smooth, carry, features, device, glue, still_fresh)
                 err = warping_error(shipped, flows, masks)
                 on_thing = warping_error(shipped, flows, thing) / thing_base if thing else None
                 worst = max(worst, err / base, on_thing or 0.0)
@@ -370,7 +380,7 @@ def main(argv=None) -> int:
                     write_strip(args.strip, clip, plain, shipped)
                     strip_done = True
                 if args.save_frames:
-                    values = "-".join(f"{v:g}" for v in (steady, carry, features, glue, still_fresh))
+                    values = "-".join(f"{v:g}" for v in (smooth, carry, features, glue, still_fresh))
                     folder = args.save_frames / f"{name}-{clip_name}-{values}"
                     folder.mkdir(parents=True, exist_ok=True)
                     for t, frame in enumerate(shipped):

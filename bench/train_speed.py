@@ -1,8 +1,8 @@
 """Training speed: our trainer against a loop mirroring pytorch/examples' fast_neural_style, in the same run.
 
-    python bench/train_speed.py                                   # GPU: both loops, images/s and the ratio
-    python bench/train_speed.py --device cpu --crop 128 --ours-images 240 --reference-images 48 [--width 0.5]
-    python bench/train_speed.py --compare-quality --images 32000  # both on the same budget: held-out losses
+    python -m bench.train_speed                                   # GPU: both loops, images/s and the ratio
+    python -m bench.train_speed --device cpu --crop 128 --ours-images 240 --reference-images 48 [--width 0.5]
+    python -m bench.train_speed --compare-quality --images 32000  # both on the same budget: held-out losses
 
 Goals on one H100 (issue 3): ≥ 1,500 training images/s at 256², the 160k-image recipe in ≤ 2 minutes including
 data preparation, and final held-out losses no worse than the plain recipe's.
@@ -19,7 +19,6 @@ data preparation, and final held-out losses no worse than the plain recipe's.
   so the comparison measures the training loop, not the model.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,17 +27,17 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
+from fastnst.device import keep_freed_memory, pick_precision
+from fastnst.losses import LOSS_LAYERS
+from fastnst.models import TransformerNet, load_network
+from training import data as D
+from training.paintings import load_painting
+from training.recipe import BATCH_CPU, BATCH_GPU, IMAGE_STEPS, LR, Recipe, TrainConfig
+from training.run_folder import RunFolder
+from training.runtime import training_memory_format
+from training.trainer import train
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from fastnst.device import keep_freed_memory, pick_precision  # noqa: E402
-from fastnst.models import TransformerNet, load_network  # noqa: E402
-from training import data as D  # noqa: E402
-from fastnst.losses import LOSS_LAYERS  # noqa: E402
-from training.paintings import load_painting  # noqa: E402
-from training.recipe import BATCH_CPU, BATCH_GPU, IMAGE_STEPS, LR, Recipe, TrainConfig  # noqa: E402
-from training.run_folder import RunFolder  # noqa: E402
-from training.runtime import training_memory_format  # noqa: E402
-from training.trainer import train  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_DATA = SHARED / "content"

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-side", type=int, default=640, help="the painted frames' longer side (0 = as recorded)")
     p.add_argument("--smooth", type=float, default=None,
                    help="0–0.99: how much of the last frame steadies this one where nothing moved (0 = none: "
-                        "flicker; default: fastnst.temporal.STEADY)")
+                        "flicker; default: fastnst.temporal.SMOOTH)")
     p.set_defaults(run=_stylize_video)
 
     p = commands.add_parser("styles", help="list the gallery styles")

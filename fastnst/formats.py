@@ -5,10 +5,11 @@ Only this module reads or writes these files; everything else asks it. A style f
 
     config.json         the network: "arch" + its constructor's keyword arguments (`fastnst.models.build_model`)
     model.safetensors   its weights (fp16 in the gallery and on the Hub, fp32 in memory)
-    style.json          what people see: title, artist, year, license, tile; a gallery entry adds order,
-                        hub_repo / hub_revision and, per network variant, networks.<variant>.{recipe, metrics}
+    style.json          what people see: title, artist, year, license, tile (the thumbnail's file); a gallery
+                        entry adds order, hub_repo / hub_revision and, per network variant,
+                        networks.<variant>.{recipe, metrics}
     light/              the gallery's light (CPU) network: config.json + model.safetensors
-    tile.jpg            the gallery tile: the network's own painting of examples/cat.jpg
+    tile.jpg            the gallery thumbnail: the network's own painting of examples/cat.jpg
 
 A training run's export adds `style.jpg` (the painting), `samples/`, `fastnst.json` (recipe + metrics, machine
 readable) and `README.md` (the model card). The run folder around an export is training's (training.run_folder).
@@ -25,8 +26,11 @@ METADATA_FILE = "style.json"
 INFO_FILE = "fastnst.json"
 CARD_FILE = "README.md"
 PAINTING_FILE = "style.jpg"
-TILE_FILE = "tile.jpg"
+THUMBNAIL_FILE = "tile.jpg"  # the gallery thumbnail; style.json may name another ("tile")
+THUMBNAIL_PHOTO = "examples/cat.jpg"  # what every thumbnail shows painted, from the checkout's root (CC0)
+THUMBNAIL_SIDE = 256  # thumbnails' longer side
 FP32_REPO_FILE = "model_fp32.safetensors"  # the fp32 copy next to the fp16 weights on the Hub
+RENAMED_CONFIG_KEYS = {"num_residual_blocks": "residual_blocks"}  # config.json keys of earlier versions
 VARIANTS = ("full", "light")  # the gallery's two network sizes; "light" lives in the LIGHT_DIR subfolder
 LIGHT_DIR = "light"
 
@@ -55,9 +59,18 @@ def has_network(folder) -> bool:
 def read_config(folder) -> dict:
     path = Path(folder) / CONFIG_FILE
     try:
-        return json.loads(path.read_text())
+        return current_config(json.loads(path.read_text()))
     except ValueError as err:
         raise WeightsMismatchError(f"{path} is not valid JSON: {err}.") from err
+
+
+def current_config(config: dict) -> dict:
+    """A config.json dict with the keys earlier versions wrote under other names renamed, so their files load."""
+    config = dict(config)
+    for old, new in RENAMED_CONFIG_KEYS.items():
+        if old in config:
+            config.setdefault(new, config.pop(old))
+    return config
 
 
 def read_metadata(folder) -> dict:

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 
 from .device import pick_device
-from .download import fetch_style, parse_repo_id
+from .hub import fetch_style, parse_repo_id
 from .errors import InvalidOptionError, StyleNotFoundError
 from .formats import (
     METADATA_FILE,
-    TILE_FILE,
+    THUMBNAIL_FILE,
     VARIANTS,
     has_network,
     read_info,
@@ -81,13 +81,13 @@ class Style:
 
 
 def gallery() -> list[dict]:
-    """Metadata of every style in `styles/` (sorted by `order`, then slug), each with `slug` and `tile` path."""
+    """Metadata of every style in `styles/` (sorted by `order`, then slug), each with `slug` and `thumbnail_path`."""
     entries = []
     for folder in sorted(p.parent for p in STYLES_DIR.glob(f"*/{METADATA_FILE}")):
         meta = read_metadata(folder)
         meta.setdefault("slug", folder.name)
-        tile = folder / meta.get("tile", TILE_FILE)
-        meta["tile_path"] = str(tile) if tile.is_file() else None
+        thumbnail = folder / meta.get("tile", THUMBNAIL_FILE)
+        meta["thumbnail_path"] = str(thumbnail) if thumbnail.is_file() else None
         meta["variants"] = [v for v in VARIANTS if has_network(variant_dir(folder, v))]
         entries.append(meta)
     return sorted(entries, key=lambda m: (m.get("order", 1000), m["slug"]))

@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 
 from .errors import InvalidOptionError, LossNetworkUnavailableError
-from .models.hub import load_weights
+from .models.base import load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

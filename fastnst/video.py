@@ -27,7 +27,7 @@ from .errors import FastNSTError, InvalidOptionError
 from .inference import _check_options as check_stills_options
 from .inference import stylize_tensor
 from .styles import Style, load_style
-from .temporal import FEATURES, GLUE, STEADY, Smoother
+from .temporal import FEATURES, GLUE, SMOOTH, Smoother
 
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac"}  # copied as they are; anything else (Opus, Vorbis) becomes AAC
 DEMUXERS = {"mov": "mp4, mov", "matroska": "mkv, webm"}
@@ -178,13 +178,13 @@ def paint_frames(frames, style, smoother: Smoother, *, strength: float = 1.0, pr
 
 
 def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: bool = False, brush: float = 1.0,
-                  max_side: int | None = 640, smooth: float = STEADY, device=None,
+                  max_side: int | None = 640, smooth: float = SMOOTH, device=None,
                   limits: VideoLimits = VideoLimits(), progress=None, cancelled=None, painter=None,
                   frames_per_call: int | None = None) -> VideoResult:
     """Paint the video at `src` in `style` and write H.264 mp4 to `dst` (audio kept); returns a VideoResult.
 
     `brush`: stroke size as for a photo (fastnst.inference.brushed); `max_side`: the painted frames' longer side
-    (None: the video's own); `smooth`: fastnst.temporal's `steady` (0 paints every frame as it is, flickering);
+    (None: the video's own); `smooth`: fastnst.temporal's `smooth` (0 paints every frame as it is, flickering);
     `progress(done, total, elapsed_s)` is called after each frame (`total` is an estimate, 0 when the file does not
     say); `cancelled()` is asked before each frame and True stops the painting (Cancelled is raised). Errors are FastNSTError subclasses with one sentence; on any error
     nothing is left at `dst` or beside it.
@@ -215,7 +215,7 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
         per_call = frames_per_call or fitting(*size)
     part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
     t0, done, last_pts, pending = time.perf_counter(), 0, -1, []
-    smoother = Smoother(steady=smooth, features=FEATURES if smooth > 0 else 0.0,  # smooth 0: each frame alone
+    smoother = Smoother(smooth=smooth, features=FEATURES if smooth > 0 else 0.0,  # smooth 0: each frame alone
                         glue=GLUE if smooth > 0 else 0.0)
 
     def paint_here(frames, smoother):

@@ -23,14 +23,14 @@ STYLES = {"test-style": ("Test Style", "Nobody", 1), "second-style": ("Second St
 def make_style(out: Path, seed: int, title: str, artist: str, order: int = 1, network=None) -> Path:
     """A style folder: a tiny TransformerNet (`network`, else a random one; config.json + model.safetensors + the
     mixin's README.md, tagged `fastnst`), style.json and tile.jpg (the network painting the example cat, like a
-    real tile)."""
+    real thumbnail)."""
     import torch
 
     from fastnst import stylize
     from fastnst.models import TransformerNet
 
     torch.manual_seed(seed)
-    (network or TransformerNet(width=0.25, num_residual_blocks=1)).save_pretrained(out)
+    (network or TransformerNet(width=0.25, residual_blocks=1)).save_pretrained(out)
     meta = {"title": title, "artist": artist, "year": 2026, "license": "CC0", "hub_repo": None,
             "order": order}
     (out / "style.json").write_text(json.dumps(meta))
@@ -47,7 +47,7 @@ def make_gallery(folder: Path, entries: dict = STYLES) -> Path:
 
     styles = folder / "styles"
     torch.manual_seed(0)
-    family = TransformerNet(width=0.25, num_residual_blocks=1, styles=list(entries))
+    family = TransformerNet(width=0.25, residual_blocks=1, styles=list(entries))
     with torch.no_grad():  # rows far apart, so that each style and their mixes paint visibly differently
         for m in family.modules():
             if hasattr(m, "mix"):
@@ -71,7 +71,7 @@ def make_family(folder: Path, paintings=("first", "second")) -> Path:
     from fastnst.models import TransformerNet
 
     torch.manual_seed(0)
-    TransformerNet(width=0.25, num_residual_blocks=1, styles=list(paintings)).save_pretrained(folder)
+    TransformerNet(width=0.25, residual_blocks=1, styles=list(paintings)).save_pretrained(folder)
     write_info(folder, {"format": 1, "recipe": FIT_RECIPE})
     return folder
 

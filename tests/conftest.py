@@ -59,7 +59,7 @@ def make_style_dir(folder: Path, *, seed: int = 0, width: float = 0.25, blocks: 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for sub, w in [(folder, width)] + ([(folder / "light", width / 2)] if light else []):
-        net = TransformerNet(width=w, num_residual_blocks=blocks)
+        net = TransformerNet(width=w, residual_blocks=blocks)
         with torch.no_grad():  # move away from the identity-ish init so the output differs from grey
             for p in net.parameters():
                 p.add_(0.1 * torch.randn_like(p))

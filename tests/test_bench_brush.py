@@ -1,22 +1,21 @@
 """bench/brush.py: its stroke meter reads known stroke sizes right, and the bench prints its table end to end."""
-import importlib.util
 import json
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "brush.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_brush", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import pytest
 
 
-def test_the_stroke_meter_reads_tiled_and_enlarged_paintings_right(shared_data):
+@pytest.fixture
+def bench(monkeypatch):
+    """bench/brush.py, with no loss network kept from an earlier test (it shares bench.quality's)."""
+    from bench import brush, quality
+
+    monkeypatch.setattr(quality, "_vggs", {})
+    return brush
+
+
+def test_the_stroke_meter_reads_tiled_and_enlarged_paintings_right(bench, shared_data):
     """The painting at s tiled into a picture reads s; enlarged from s (its strokes those of the painting at the
     picture's size, only blurred) reads the largest size: blur does not pass for fine strokes."""
-    bench = _bench()
     import torch
 
     from fastnst.styles import load_style
@@ -30,8 +29,7 @@ def test_the_stroke_meter_reads_tiled_and_enlarged_paintings_right(shared_data):
     assert [(want, read) for _, want, read in checks] == [(want, want) for _, want, _ in checks]
 
 
-def test_brush_bench_prints_the_table(shared_data, tmp_path, capsys):
-    bench = _bench()
+def test_brush_bench_prints_the_table(bench, shared_data, tmp_path, capsys):
     out = tmp_path / "brush.json"
     assert bench.main(["--styles", "the-scream", "--brushes", "1,4", "--size", "256", "--num-photos", "1",
                        "--weights-dir", str(shared_data / "weights"), "--paintings-dir", str(shared_data / "styles"),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "curves.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_run(folder: Path, totals: list[float], seconds_per_step: float) -> Path:
@@ -21,7 +21,8 @@ def fake_run(folder: Path, totals: list[float], seconds_per_step: float) -> Path
 
 
 def run_bench(*args) -> str:
-    r = subprocess.run([sys.executable, str(BENCH), *map(str, args)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "bench.curves", *map(str, args)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r.stdout
 

@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_a_small_hostile_crowd_gets_only_paintings_and_refusals(tmp_path):
     out = tmp_path / "load.json"
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--hostile", "--clients", "10",
-                          "--side", "128", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "bench.load", "--hostile", "--clients", "10", "--side", "128",
+                          "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     summary = json.loads(out.read_text())
     assert summary["counts"] == {"painted": 3, "retry": 0, "refused": 7, "other": 0}, run.stdout

@@ -1,4 +1,4 @@
-"""bench/look.py: its measures read known pictures right, its line is the one it prints, and it runs end to end."""
+"""bench.look: its measures read known pictures right, its line is the one it prints, and it runs end to end."""
 import json
 
 import pytest

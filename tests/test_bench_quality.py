@@ -1,5 +1,4 @@
 """bench/quality.py end to end on a tiny generated style, random VGG weights, one 48 px photo, 3 and 5 iterations."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -7,16 +6,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench import report
 from tests.conftest import make_style_dir
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
 
+@pytest.fixture
+def bench(monkeypatch):
+    """bench/quality.py, with no loss network kept from an earlier test."""
+    from bench import quality
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    monkeypatch.setattr(quality, "_vggs", {})
+    return quality
 
 
 def _picture(path: Path, w: int, h: int, seed: int) -> Path:
@@ -29,7 +29,7 @@ def _picture(path: Path, w: int, h: int, seed: int) -> Path:
     return path
 
 
-def test_quality_bench_end_to_end(tmp_path, capsys):
+def test_quality_bench_end_to_end(bench, tmp_path, capsys):
     import torch
 
     torch.manual_seed(0)  # random VGG weights: the same every run
@@ -43,7 +43,6 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
     photo = _picture(tmp_path / "photos" / "photo.png", 60, 40, seed=2)
     out_json, sheet = tmp_path / "q.json", tmp_path / "sheet.png"
 
-    bench = _bench()
     rc = bench.main(["--styles", str(style), "--photos", str(photo.parent), "--sizes", "48", "--iters", "3,5",
                      "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device", "cpu",
                      "--threads", "1", "--json", str(out_json), "--contact-sheet", str(sheet)])
@@ -68,7 +67,7 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
     assert summary["texture_passes"] == (row["texture"] <= bench.TEXTURE_GATE)
 
     with Image.open(sheet) as img:
-        assert img.size == (bench.LABEL + bench.CELL, 2 * bench.CELL)  # a row of photos, a row per style
+        assert img.size == (report.LABEL + report.CELL, 2 * report.CELL)  # a row of photos, a row per style
 
     # --gatys-from takes an earlier run's optimisation where the loss is the same one, and reruns it where not
     earlier = tmp_path / "earlier.json"
@@ -83,16 +82,16 @@ def test_quality_bench_end_to_end(tmp_path, capsys):
         assert again["gatys"]["5"]["total"] == pytest.approx(expected)
 
 
-def test_missing_recipe_is_reported_not_guessed(tmp_path, capsys):
+def test_missing_recipe_is_reported_not_guessed(bench, tmp_path, capsys):
     style = make_style_dir(tmp_path / "no-recipe")
     photo = _picture(tmp_path / "photo.png", 40, 40, seed=3)
-    rc = _bench().main(["--styles", str(style), "--photos", str(photo), "--sizes", "32", "--iters", "1",
-                        "--loss-weights", "random", "--device", "cpu", "--threads", "1"])
+    rc = bench.main(["--styles", str(style), "--photos", str(photo), "--sizes", "32", "--iters", "1",
+                     "--loss-weights", "random", "--device", "cpu", "--threads", "1"])
     assert rc == 1
     assert "no training recipe" in capsys.readouterr().out
 
 
-def test_texture_gate_alone_skips_the_optimisation(tmp_path, capsys):
+def test_texture_gate_alone_skips_the_optimisation(bench, tmp_path, capsys):
     import torch
 
     torch.manual_seed(0)
@@ -103,7 +102,6 @@ def test_texture_gate_alone_skips_the_optimisation(tmp_path, capsys):
     _picture(tmp_path / "paintings" / "painting.png", 80, 64, seed=1)
     photo = _picture(tmp_path / "photos" / "photo.png", 60, 40, seed=2)
     out_json = tmp_path / "q.json"
-    bench = _bench()
     rc = bench.main(["--styles", str(style), "--photos", str(photo), "--sizes", "48", "--iters", "0",
                         "--loss-weights", "random", "--paintings-dir", str(tmp_path / "paintings"), "--device", "cpu",
                         "--threads", "1", "--json", str(out_json)])
@@ -121,8 +119,7 @@ def test_texture_gate_alone_skips_the_optimisation(tmp_path, capsys):
     assert full["texture"] == pytest.approx(row["texture"], rel=1e-3)
 
 
-def test_record_writes_each_gallery_styles_numbers_into_its_style_json(tmp_path, monkeypatch):
-    bench = _bench()
+def test_record_writes_each_gallery_styles_numbers_into_its_style_json(bench, tmp_path, monkeypatch):
     style = make_style_dir(tmp_path / "styles" / "tiny")
     monkeypatch.setattr(bench, "STYLES_DIR", tmp_path / "styles")
     rows = [{"style": "tiny", "variant": "light", "photo": f"p{i}.jpg", "size": 256, "texture": t, "ratio": r,
@@ -137,9 +134,8 @@ def test_record_writes_each_gallery_styles_numbers_into_its_style_json(tmp_path,
     assert quality["texture_gate"] == bench.TEXTURE_GATE
 
 
-def test_texture_gate_holds_at_every_size():
+def test_texture_gate_holds_at_every_size(bench):
     """Strokes have a fixed size in pixels, so a style that paints at 256 px may only tint at 1024 px."""
-    bench = _bench()
     rows = [{"style": "s", "photo": f"p{i}", "size": size, "texture": t, "ratio": None, "seam_mad": None}
             for size, textures in ((256, (0.1, 0.2, 0.15)), (1024, (0.3, 0.5, 0.4))) for i, t in enumerate(textures)]
     summary = bench.summarise(rows)["s"]
@@ -148,10 +144,9 @@ def test_texture_gate_holds_at_every_size():
     assert bench.summarise([r for r in rows if r["size"] == 256])["s"]["texture_passes"]
 
 
-def test_photo_sets_a_and_b_are_disjoint_held_out_photos(tmp_path):
+def test_photo_sets_a_and_b_are_disjoint_held_out_photos(bench, tmp_path):
     """Choose on A, confirm on B: both come from the photos a run on the folder holds out, never from its pool."""
     from training import data as D
-    bench = _bench()
     for i in range(40):
         _picture(tmp_path / "photos" / f"{i:02d}.png", 80, 72, seed=i)
     a, b = (bench.photo_set(name, tmp_path / "photos") for name in ("A", "B"))

@@ -1,24 +1,24 @@
 """bench/temporal.py: its synthetic clips carry their exact motion, and the bench prints its table end to end."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench" / "temporal.py"
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_temporal", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(monkeypatch):
+    """bench/temporal.py, with no loss network kept from an earlier test (it shares bench.quality's)."""
+    from bench import quality, temporal
+
+    monkeypatch.setattr(quality, "_vggs", {})
+    return temporal
 
 
-def test_the_synthetic_pan_and_zoom_carry_their_exact_motion():
+def test_the_synthetic_pan_and_zoom_carry_their_exact_motion(bench):
     """Frame t−1 moved along the clip's own flow is frame t up to the sensor noise; without the motion it is not."""
-    bench = _bench()
     for kind in ("pan", "zoom"):
         clip, flows, masks = bench.synthetic_clip(ROOT / "examples" / "rocket.jpg", kind, 4, 160)
         moved = bench.warping_error(clip, flows, masks)
@@ -27,11 +27,10 @@ def test_the_synthetic_pan_and_zoom_carry_their_exact_motion():
         assert moved < 1.1 * floor and still > 1.1 * moved, (kind, moved, still)
 
 
-def test_the_object_clip_carries_the_things_exact_motion_and_masks_what_it_uncovers(monkeypatch):
+def test_the_object_clip_carries_the_things_exact_motion_and_masks_what_it_uncovers(bench, monkeypatch):
     """Moved by whole pixels, the cut-out's frame t−1 moved along the clip's flow is frame t exactly, and not
     without the motion; at the bench's own sub-pixel motion and turn the background stays still and what the thing
     uncovers (and its feathered rim) is left out of the comparison."""
-    bench = _bench()
     canvas = bench.camera_canvas(ROOT / "examples" / "rocket.jpg", 160)
     thing = bench.sprite(ROOT / "examples" / "astronaut.jpg", 160)
 
@@ -49,9 +48,8 @@ def test_the_object_clip_carries_the_things_exact_motion_and_masks_what_it_uncov
     assert all(0.8 < m.mean() < 1 for m in masks[1:])
 
 
-def test_the_real_clips_motion_is_no_motion_where_that_explains_the_input_better():
+def test_the_real_clips_motion_is_no_motion_where_that_explains_the_input_better(bench):
     """A flow fitted to noise on a still frame is dropped; a pan's real motion is kept where the picture has detail."""
-    bench = _bench()
     clip, flows, _ = bench.synthetic_clip(ROOT / "examples" / "rocket.jpg", "pan", 2, 160)
     kept = bench.or_still(flows[1], clip[1], clip[0])
     assert np.array_equal(kept != 0, np.broadcast_to((kept != 0).any(-1, keepdims=True), kept.shape))
@@ -60,11 +58,11 @@ def test_the_real_clips_motion_is_no_motion_where_that_explains_the_input_better
     assert (bench.or_still(noise, clip[0], clip[0]) == 0).all()  # the same frame: nothing moved
 
 
-def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_data, tmp_path, capsys):
+def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(bench, shared_data, tmp_path, capsys):
     strip = tmp_path / "strip.jpg"
-    assert _bench().main(["--styles", "starry-night", "--clips", "pan,object", "--frames", "5", "--side", "128",
-                          "--strip", str(strip), "--weights-dir", str(shared_data / "weights"),
-                          "--paintings-dir", str(shared_data / "styles")]) == 0
+    assert bench.main(["--styles", "starry-night", "--clips", "pan,object", "--frames", "5", "--side", "128",
+                      "--strip", str(strip), "--weights-dir", str(shared_data / "weights"),
+                      "--paintings-dir", str(shared_data / "styles")]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("starry-night"))
     per_frame, ideal, ideal_texture, shipped_ratio = (float(row.split()[i]) for i in (3, 5, 6, 8))
@@ -77,9 +75,8 @@ def test_the_bench_prints_flicker_texture_and_speed_and_draws_the_strip(shared_d
 
 
 def test_the_live_page_bench_feeds_chromium_a_panning_camera(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_live_page", ROOT / "bench" / "live_page.py")
-    live = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(live)
+    from bench import live_page as live
+
     clip = live.pan_y4m(tmp_path / "camera.y4m", (64, 48), frames=3).read_bytes()
     header, _, body = clip.partition(b"\n")
     assert header == b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg"

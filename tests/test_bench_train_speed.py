@@ -20,7 +20,7 @@ def test_train_speed_bench_runs_both_loops_and_compares_quality(tmp_path):
         small = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
         Image.fromarray(small).resize((48, 40), Image.BICUBIC).save(photos / f"p{i:02d}.jpg")
     Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "style.png")
-    cmd = [sys.executable, "bench/train_speed.py", "--device", "cpu", "--data", str(photos), "--style",
+    cmd = [sys.executable, "-m", "bench.train_speed", "--device", "cpu", "--data", str(photos), "--style",
            str(tmp_path / "style.png"), "--loss-weights", "random", "--crop", "32", "--style-size", "32",
            "--compare-quality", "--images", "16", "--step-breakdown"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,

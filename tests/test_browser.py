@@ -1,8 +1,8 @@
 """The Space in a real browser: headless Chromium (/usr/bin/chromium) driven by Playwright.
 
-A visitor uploads a photo, clicks a gallery tile and gets the painted photo, at full size; a bad upload gets the
+A visitor uploads a photo, clicks a gallery thumbnail and gets the painted photo, at full size; a bad upload gets the
 library's sentence in a toast; with an empty gallery, a style loaded from the Hub (the local stand-in) becomes a
-tile and paints; a painting of their own is fitted (progress, live preview, stop), joins the gallery and is
+thumbnail and paints; a painting of their own is fitted (progress, live preview, stop), joins the gallery and is
 published to the stand-in Hub; a webcam (Chromium's fake camera playing a generated clip) is painted live, and
 keeps being painted after a change of style. Skips when Chromium or the playwright package is missing (CI:
 apt-get install chromium).
@@ -88,7 +88,7 @@ def toast_text(page) -> str:
     return toast.inner_text()
 
 
-def test_upload_click_tile_get_full_size_painting(app, page):
+def test_upload_click_thumbnail_get_full_size_painting(app, page):
     open_app(page, app.url)
     upload(page, app.photo)
     first = wait_for_new_result(page)  # uploading paints at once with the selected (first) style
@@ -146,9 +146,9 @@ def test_empty_gallery_then_a_style_from_the_hub(tmp_path, page):
             assert "is not a Hub repo id" in toast_text(page)
             repo.fill("alice/hub-style")
             page.get_by_role("button", name="Load style").click()
-            tile = page.locator("#styles button.thumbnail-item")
-            tile.first.wait_for(state="visible")
-            assert "Hub Style — Somebody Online" in tile.first.inner_text()
+            thumbnail = page.locator("#styles button.thumbnail-item")
+            thumbnail.first.wait_for(state="visible")
+            assert "Hub Style — Somebody Online" in thumbnail.first.inner_text()
             assert not page.get_by_text("The style gallery is empty").is_visible()
             upload(page, make_photo(tmp_path / "photo.png", PHOTO_SIZE))
             wait_for_new_result(page)
@@ -184,9 +184,9 @@ def test_fit_a_painting_preview_stop_and_publish(tmp_path, page):
             page.locator("#fit-stop").click()  # it looks right: keep the network as it is
             page.wait_for_function("() => document.querySelector('#fit-status')?.innerText.includes('Done')",
                                    timeout=60_000)
-            tile = page.locator("#styles button.thumbnail-item", has_text="Sunset Study")
-            tile.wait_for(state="visible")
-            assert "selected" in (tile.get_attribute("class") or "")
+            thumbnail = page.locator("#styles button.thumbnail-item", has_text="Sunset Study")
+            thumbnail.wait_for(state="visible")
+            assert "selected" in (thumbnail.get_attribute("class") or "")
             page.locator("#publish").click()
             page.wait_for_function("() => document.querySelector('#publish-status')?.innerText.includes('Published')",
                                    timeout=60_000)
@@ -263,8 +263,8 @@ def test_the_brush_slider_repaints_with_broader_strokes(app, page):
     assert wait_for_new_result(page, first) != first
 
 
-def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_tile_paints(tmp_path, browser):
-    """The real gallery has 25 styles: the tiles scroll inside a box that leaves the photo and the painting in
+def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_thumbnail_paints(tmp_path, browser):
+    """The real gallery has 25 styles: the thumbnails scroll inside a box that leaves the photo and the painting in
     view, and the last one is as clickable as the first."""
     entries = {f"style-{k:02d}": (f"Style {k:02d}", "Artist", k) for k in range(1, 27)}
     with running_app(make_gallery(tmp_path, entries), tmp_path) as url:
@@ -274,11 +274,11 @@ def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_tile_paints(t
             open_app(page, url)
             upload(page, make_photo(tmp_path / "photo.png", PHOTO_SIZE))
             first = wait_for_new_result(page)
-            tiles = page.locator("#styles button.thumbnail-item")
-            assert tiles.count() == 26
+            thumbnails = page.locator("#styles button.thumbnail-item")
+            assert thumbnails.count() == 26
             assert page.locator("#styles").bounding_box()["height"] <= 0.75 * 900
-            tiles.nth(25).scroll_into_view_if_needed()
-            tiles.nth(25).click()
+            thumbnails.nth(25).scroll_into_view_if_needed()
+            thumbnails.nth(25).click()
             wait_for_new_result(page, first)
             assert "Style 26" in page.locator("#result label").first.inner_text()
         finally:

@@ -1,10 +1,11 @@
-"""What the app and training leave on disk: finished fits are swept by age and size, the photo cache is bounded."""
+"""What the Space and training leave on disk: finished fits are swept by age and size, the photo cache is bounded."""
 import os
 import time
 
 import numpy as np
 
-from training import data, fit
+from space.uploads import sweep
+from training import data
 
 
 def make_fit(folder, name, nbytes, age_s):
@@ -20,12 +21,12 @@ def test_fits_are_swept_by_age_then_by_total_size_but_running_ones_stay(tmp_path
     old = make_fit(tmp_path, "old", 10, age_s=3 * 3600)
     running = make_fit(tmp_path, "running", 10, age_s=5 * 3600)
     fresh = [make_fit(tmp_path, f"fresh{i}", 1000, age_s=600 - i) for i in range(4)]
-    deleted = fit.sweep(tmp_path, keep=[running], max_age_s=2 * 3600, max_bytes=10**6)
+    deleted = sweep(tmp_path, keep=[running], max_age_s=2 * 3600, max_bytes=10**6)
     assert deleted == [old] and running.exists() and all(p.exists() for p in fresh)
-    deleted = fit.sweep(tmp_path, keep=[running], max_age_s=2 * 3600, max_bytes=2500)
+    deleted = sweep(tmp_path, keep=[running], max_age_s=2 * 3600, max_bytes=2500)
     assert deleted == fresh[:2]  # the oldest go first, until the rest (the running one too) fit
     assert running.exists() and fresh[2].exists() and fresh[3].exists()
-    assert fit.sweep(tmp_path / "absent") == []
+    assert sweep(tmp_path / "absent") == []
 
 
 def test_the_photo_cache_keeps_the_recently_used_sets_within_its_size(tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ def _style(seed=0):
     from fastnst.models import TransformerNet
     from fastnst.styles import Style
     torch.manual_seed(seed)
-    return Style(f"tiny-{seed}", TransformerNet(width=0.25, num_residual_blocks=1).eval(), {})
+    return Style(f"tiny-{seed}", TransformerNet(width=0.25, residual_blocks=1).eval(), {})
 
 
 def test_fp16_paints_close_to_fp32():
@@ -72,7 +72,7 @@ def empty_cache():
 
 def test_prepared_networks_are_keyed_by_network_device_and_precision(empty_cache, monkeypatch):
     from fastnst.models import TransformerNet
-    net, cpu = TransformerNet(width=0.25, num_residual_blocks=1), torch.device("cpu")
+    net, cpu = TransformerNet(width=0.25, residual_blocks=1), torch.device("cpu")
     bf16 = inference._runner(net, cpu, "bf16")
     assert inference._runner(net, cpu, "bf16") is bf16 and inference._runner(net, cpu, "fp16") is not bf16
     assert inference._runner(net, cpu, "fp32") is net and len(empty_cache) == 2  # fp32 is the network itself
@@ -89,7 +89,7 @@ def test_the_cache_keeps_a_few_networks_and_frees_what_it_evicts(empty_cache, mo
 
     from fastnst.models import TransformerNet
     monkeypatch.setattr(inference, "PREPARED_MAX", 2)
-    nets = [TransformerNet(width=0.25, num_residual_blocks=1) for _ in range(3)]
+    nets = [TransformerNet(width=0.25, residual_blocks=1) for _ in range(3)]
     x = torch.rand(1, 3, 16, 16)
     for net in nets:
         inference.forward(net, x, "bf16")
@@ -104,7 +104,7 @@ def test_the_cache_keeps_a_few_networks_and_frees_what_it_evicts(empty_cache, mo
 
 def test_a_failed_mode_is_remembered_and_not_tried_again(empty_cache, monkeypatch):
     from fastnst.models import TransformerNet
-    net, x, tries = TransformerNet(width=0.25, num_residual_blocks=1).eval(), torch.rand(1, 3, 16, 16), []
+    net, x, tries = TransformerNet(width=0.25, residual_blocks=1).eval(), torch.rand(1, 3, 16, 16), []
 
     def failing_runner(network, device, mode):
         def run(x, **kw):

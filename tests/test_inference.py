@@ -30,7 +30,7 @@ def smooth_photo(h, w, seed=0):
 @pytest.fixture(scope="module")
 def net():
     torch.manual_seed(0)
-    net = TransformerNet(width=0.5, num_residual_blocks=2).eval()
+    net = TransformerNet(width=0.5, residual_blocks=2).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -52,7 +52,7 @@ def test_tiled_with_low_resolution_statistics(monkeypatch):
     # Above STATS_PIXELS the statistics come from a downscaled copy: every tile shares them, so there are no seams,
     # only a global shift; exact_stats=True refines them from full-resolution tiles back to the untiled result.
     torch.manual_seed(1)
-    net = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    net = TransformerNet(width=0.25, residual_blocks=1).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.errors import InvalidOptionError, WeightsMismatchError
-from fastnst.models import TextureNet, TransformerNet, build_model
+from fastnst.models import TextureNet, TransformerNet, build_model, load_network
 from fastnst.models.transformer_net import last_conv, upsample_conv
 
 SIZES = [(1, 1), (5, 7), (17, 33), (31, 30), (64, 48)]
@@ -14,8 +14,8 @@ SIZES = [(1, 1), (5, 7), (17, 33), (31, 30), (64, 48)]
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("make", [
-    lambda: TransformerNet(width=0.25, num_residual_blocks=1),
-    lambda: TransformerNet(width=0.25, num_residual_blocks=1, norm="batch"),
+    lambda: TransformerNet(width=0.25, residual_blocks=1),
+    lambda: TransformerNet(width=0.25, residual_blocks=1, norm="batch"),
     lambda: TextureNet(scales=3, channels=4),
     lambda: TextureNet(scales=4, channels=4, texture_only=True),
 ], ids=["transformer-in", "transformer-bn", "texture", "texture-only"])
@@ -42,7 +42,7 @@ def test_inference_layers_equal_the_textbook_layers(size):
 def test_eval_mode_network_equals_its_training_form(size):
     """Instance norm keeps no running statistics, so train and eval differ only in the decoder's form."""
     torch.manual_seed(0)
-    net = TransformerNet(width=0.5, num_residual_blocks=2)
+    net = TransformerNet(width=0.5, residual_blocks=2)
     for m in net.modules():  # non-trivial affine parameters, as after training
         if isinstance(m, torch.nn.InstanceNorm2d):
             torch.nn.init.normal_(m.weight, 1, 0.3), torch.nn.init.normal_(m.bias, 0, 0.3)
@@ -55,14 +55,14 @@ def test_width_and_depth_change_the_network():
     full, light = TransformerNet(), TransformerNet(width=0.5)
     params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert params(light) < params(full) / 3  # conv params scale with width²
-    assert len(TransformerNet(num_residual_blocks=2).residuals) == 2
+    assert len(TransformerNet(residual_blocks=2).residuals) == 2
     assert full.encoder[0][1].out_channels == 32 and light.encoder[0][1].out_channels == 16
 
 
 def test_instance_norm_output_is_independent_of_the_batch():
     torch.manual_seed(0)
     photo, others = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32)
-    net = TransformerNet(width=0.25, num_residual_blocks=1)
+    net = TransformerNet(width=0.25, residual_blocks=1)
     net.train()  # the same in train and eval mode: IN keeps no running statistics
     with torch.no_grad():
         alone = net(photo)
@@ -73,7 +73,7 @@ def test_instance_norm_output_is_independent_of_the_batch():
 def test_batch_norm_output_depends_on_the_batch_in_training():
     torch.manual_seed(0)
     photo, others = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32)
-    net = TransformerNet(width=0.25, num_residual_blocks=1, norm="batch").train()
+    net = TransformerNet(width=0.25, residual_blocks=1, norm="batch").train()
     with torch.no_grad():
         alone = net(torch.cat([photo, photo]))[:1]
         batched = net(torch.cat([photo, others]))[:1]
@@ -89,7 +89,7 @@ def test_texture_net_noise_makes_different_textures():
     assert torch.equal(a, a2) and (a - b).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("net", [TransformerNet(width=0.25, num_residual_blocks=2, norm="batch"),
+@pytest.mark.parametrize("net", [TransformerNet(width=0.25, residual_blocks=2, norm="batch"),
                                  TextureNet(scales=3, channels=4, texture_only=True)])
 def test_save_and_load_round_trip_through_config(tmp_path, net):
     net.save_pretrained(tmp_path)
@@ -104,16 +104,28 @@ def test_save_and_load_round_trip_through_config(tmp_path, net):
 
 
 def test_mismatched_weights_are_rejected_with_the_file_named(tmp_path):
-    TransformerNet(width=0.5, num_residual_blocks=1).save_pretrained(tmp_path)
+    TransformerNet(width=0.5, residual_blocks=1).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     config["width"] = 0.25  # the file's tensors are now the wrong shape
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsMismatchError, match=r"model\.safetensors.*wrong shape"):
         TransformerNet.from_pretrained(tmp_path)
-    config.update(width=0.5, num_residual_blocks=2)  # the file now lacks a residual block
+    config.update(width=0.5, residual_blocks=2)  # the file now lacks a residual block
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsMismatchError, match="missing"):
         TransformerNet.from_pretrained(tmp_path)
+
+
+def test_a_config_of_an_earlier_version_still_loads(tmp_path):
+    """config.json written when residual_blocks was called num_residual_blocks (the gallery's, the Hub's)."""
+    net = TransformerNet(width=0.25, residual_blocks=2).eval()
+    net.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["num_residual_blocks"] = config.pop("residual_blocks")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for again in (TransformerNet.from_pretrained(tmp_path), load_network(tmp_path)):
+        assert again.residual_blocks == 2
+        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
 
 
 def test_unknown_architecture_is_a_clear_error():
@@ -126,7 +138,7 @@ def test_unknown_architecture_is_a_clear_error():
 def test_a_family_paints_each_style_as_its_standalone_network_and_mixes_them():
     """Conditional instance norm (Dumoulin et al. 2017): style k of a family = a plain network holding row k."""
     torch.manual_seed(0)
-    family = TransformerNet(width=0.25, num_residual_blocks=1, styles=["a", "b", "c"])
+    family = TransformerNet(width=0.25, residual_blocks=1, styles=["a", "b", "c"])
     for name, p in family.named_parameters():
         if p.ndim == 2:  # the (styles, channels) scale/shift rows: make the styles differ
             p.data.normal_()

@@ -22,7 +22,7 @@ from PIL import Image
 from fastnst.errors import HubError, InvalidImageError
 from fastnst.formats import CARD_FILE, FP32_REPO_FILE
 from fastnst.models import TransformerNet, build_model, load_weights
-from fastnst.models.hub import INSTALL_COMMAND, PLACEHOLDER_REPO, TAGS
+from fastnst.hub import INSTALL_COMMAND, PLACEHOLDER_REPO, TAGS
 from training.publish import export_run, push_run, retry_command
 from training.run_folder import RunFolder
 
@@ -33,7 +33,7 @@ EXPORT_DIR, EXPORT_FP16_DIR = (RunFolder("").export(fp16=fp16).name for fp16 in 
 RECIPE = {"style_image": "tiny-waves.png", "data_folder": "/data/coco2017/train", "total_steps": 3,
           "loss_weights": "/somewhere/private/vgg16.safetensors", "model": {"arch": "transformer", "width": 0.25},
           "batch_size": 2, "image_size": 32, "lr": 1e-3, "content_weight": 1.0, "style_weight": 1e5,
-          "tv_weight": 1e-6, "width": 0.25, "num_residual_blocks": 1, "seed": 0, "license": "apache-2.0",
+          "tv_weight": 1e-6, "width": 0.25, "residual_blocks": 1, "seed": 0, "license": "apache-2.0",
           "style_license": "CC0 (made up for this test)", "hub_token": SECRET, "notes": SECRET,
           "comment": "hf_" + "a1B2" * 9}
 METRICS = {"heldout_content": 1.25, "heldout_style": 3.5, "heldout_tv": 0.01, "heldout_total": 4.76,
@@ -44,7 +44,7 @@ EXPECTED_FILES = {"model.safetensors", "config.json", CARD_FILE, "style.jpg", "s
 
 def tiny_net(seed: int) -> TransformerNet:
     torch.manual_seed(seed)
-    net = TransformerNet(width=0.25, num_residual_blocks=1)
+    net = TransformerNet(width=0.25, residual_blocks=1)
     with torch.no_grad():  # non-trivial norm affine params, so a lost/misplaced tensor would show
         for name, p in net.named_parameters():
             if "weight" in name and p.ndim == 1:
@@ -98,7 +98,7 @@ def test_exported_weights_load_strictly_and_match(run, folder, dtype):
     with safetensors.safe_open(str(path / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {dtype}
     config = json.loads((path / "config.json").read_text())
-    assert config == {"arch": "transformer", "width": 0.25, "num_residual_blocks": 1, "norm": "instance"}
+    assert config == {"arch": "transformer", "width": 0.25, "residual_blocks": 1, "norm": "instance"}
     loaded = TransformerNet.from_pretrained(path)
     rebuilt = load_weights(build_model(config), path / "model.safetensors").eval()
     x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(1))
@@ -265,8 +265,8 @@ def test_card_names_the_painting_and_painter_given_to_the_trainer(tmp_path):
 # ------------------------------------------------------------------------------------------------------ gallery
 
 
-def test_the_gallery_tile_is_the_light_networks_whichever_network_is_exported_last(tmp_path, monkeypatch):
-    """`training.gallery`: a CPU paints with the light network, so the tile shows what it paints."""
+def test_the_gallery_thumbnail_is_the_light_networks_whichever_network_is_exported_last(tmp_path, monkeypatch):
+    """`training.gallery`: a CPU paints with the light network, so the thumbnail shows what it paints."""
     import training.gallery as G
     from huggingface_hub.repocard import metadata_load
 

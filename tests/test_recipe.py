@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fastnst.formats import read_config
 from fastnst.losses import CONTENT_LAYERS, LOSS_LAYERS, STYLE_LAYERS, PerceptualLoss
 from fastnst.vgg import VGGFeatures
 from training import fit
@@ -79,9 +80,9 @@ def test_the_shipped_recipes_load_and_the_gallery_one_builds_the_familys_config(
     assert len(gallery.style) == 26 and gallery.loss_arch == "vgg19" and gallery.from_network == "styles/family"
     resolved = replace(gallery, data="photos").resolved(torch.device("cpu"), load_source(str(ROOT / "styles/family")))
     config = resolved.model_config()
-    family = json.loads((ROOT / "styles" / "family" / "config.json").read_text())
-    assert {k: config[k] for k in ("arch", "width", "num_residual_blocks", "styles")} == \
-        {k: family[k] for k in ("arch", "width", "num_residual_blocks", "styles")}
+    family = read_config(ROOT / "styles" / "family")  # written before residual_blocks had its name: it still reads
+    assert {k: config[k] for k in ("arch", "width", "residual_blocks", "styles")} == \
+        {k: family[k] for k in ("arch", "width", "residual_blocks", "styles")}
     assert Recipe.from_json(fit.FIT_RECIPE).image_steps == fit.FIT_IMAGES
     assert {str(p.relative_to(ROOT)) for p in (ROOT / "training" / "recipes").glob("*.json")} == \
         {"training/recipes/gallery.json", "training/recipes/fit.json"}
@@ -183,10 +184,10 @@ def test_push_uploads_the_card_rendered_at_export_without_rendering_again(tmp_pa
     import training.publish as P
     from fastnst.formats import CARD_FILE, read_info
     from fastnst.models import TransformerNet
-    from fastnst.models.hub import FastNSTHubMixin
+    from fastnst.models.base import FastNSTHubMixin
 
     torch.manual_seed(0)
-    net = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    net = TransformerNet(width=0.25, residual_blocks=1).eval()
     Image.new("RGB", (64, 48), "green").save(tmp_path / "painting.png")
     run = RunFolder(tmp_path / "run")
     P.export_run(net, run.root, style_image_path=tmp_path / "painting.png", recipe={"style_image": "painting.png"},

@@ -73,7 +73,7 @@ def test_hub_errors_and_mismatched_weights(tmp_path, hub):
         styles.load_style("nobody/missing", device="cpu")
     folder = make_style_dir(tmp_path / "bad")
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "num_residual_blocks": 3}))
+    (folder / "config.json").write_text(json.dumps({**config, "residual_blocks": 3}))
     push(hub.url, folder, "artist/broken")
     with pytest.raises(WeightsMismatchError, match="missing"):
         styles.load_style("artist/broken", device="cpu")

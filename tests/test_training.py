@@ -332,7 +332,7 @@ def test_family_exports_one_standalone_network_per_painting_that_paints_what_the
     run = tmp_path / "family"
     assert main(family_args(assets, paintings, run)) == 0
     state = ckpt(run)
-    family = build_model({"arch": "transformer", "width": 0.25, "num_residual_blocks": 1,
+    family = build_model({"arch": "transformer", "width": 0.25, "residual_blocks": 1,
                           "styles": ["wave", "night"]})
     family.load_state_dict(state["model"])
     family.eval()
@@ -340,7 +340,7 @@ def test_family_exports_one_standalone_network_per_painting_that_paints_what_the
     for index, slug in enumerate(("wave", "night")):
         single = load_network(run / "export" / slug)  # config.json + model.safetensors, as any style
         assert json.loads((run / "export" / slug / "config.json").read_text()).keys() == {
-            "arch", "width", "num_residual_blocks", "norm"}
+            "arch", "width", "residual_blocks", "norm"}
         with torch.no_grad():
             assert torch.allclose(single(x), family(x, index), atol=1e-6)
         assert (run / "export-fp16" / slug / "model.safetensors").is_file()
@@ -385,7 +385,7 @@ def test_widening_keeps_what_the_network_paints_and_a_wider_run_starts_from_it(t
     from fastnst.models import TransformerNet, load_network
     from training.start import widen
     torch.manual_seed(0)
-    narrow = TransformerNet(width=0.25, num_residual_blocks=2, styles=["a", "b"]).eval()
+    narrow = TransformerNet(width=0.25, residual_blocks=2, styles=["a", "b"]).eval()
     with torch.no_grad():  # a trained network's norms are not the identity: give every layer its own scale/shift
         for p in narrow.parameters():
             p.add_(0.3 * torch.randn_like(p))

@@ -1,4 +1,4 @@
-"""Video files: decode, paint, steady, encode; every bad file gets a sentence and leaves nothing behind."""
+"""Video files: decode, paint, smooth, encode; every bad file gets a sentence and leaves nothing behind."""
 import struct
 import subprocess
 import sys
@@ -136,13 +136,13 @@ def test_smoother_steadies_a_still_scene_and_never_ghosts_across_a_cut():
     still = scene(0).astype(np.float32)
     noisy = [np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8) for _ in range(8)]
     seen = []
-    smoother = Smoother(steady=0.9)
+    smoother = Smoother(smooth=0.9)
     out = [smoother(frame, lambda x, _: seen.append(x) or x) for frame in noisy]
     change = lambda frames: np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])])  # noqa
     assert change(out[3:]) < 0.5 * change(noisy[3:])  # the network is shown a steadier picture
     cut = np.full_like(noisy[0], 30)
     assert np.array_equal(smoother(cut, lambda x, _: x), cut)  # nothing of the last scene comes through
-    assert np.array_equal(Smoother(steady=0.0)(noisy[0], lambda x, _: x), noisy[0])
+    assert np.array_equal(Smoother(smooth=0.0)(noisy[0], lambda x, _: x), noisy[0])
 
 
 def pan(frames: int, side: int = 96, step=(2.3, 0.7)):
@@ -186,7 +186,7 @@ def test_a_glued_canvas_shows_the_scene_whatever_the_frames_size(side):  # spect
 
     clip, _ = pan(10, side=side)
     assert np.abs(band_limited_double(clip[0])[::2, ::2] - clip[0]).max() < 0.01  # the double holds the picture
-    smoother = Smoother(steady=0.0, features=0.0)
+    smoother = Smoother(smooth=0.0, features=0.0)
     out = [smoother(frame, lambda x, _: x) for frame in clip]  # a "painting" that is the photo itself
     assert smoother._canvas._key is not None  # glued
     assert np.abs(out[-1][8:-8, 8:-8].astype(int) - clip[-1][8:-8, 8:-8]).mean() < 3  # 53 with the band
@@ -204,7 +204,7 @@ def test_nothing_ghosts_where_a_moving_thing_was_when_the_canvas_was_glued():
         assert (smoother._canvas._key is not None) == (glue > 0)
         return np.abs(out[-1][was].astype(int) - (255 - clip[-1][was])).mean()
 
-    # the path without the canvas leaves a faint trail (the steady input); faded copies of the card were 10 more
+    # the path without the canvas leaves a faint trail (the smoothed input); faded copies of the card were 10 more
     assert error_where_it_was(1.0) < error_where_it_was(0.0) + 3
 
 
@@ -278,11 +278,12 @@ def test_a_still_camera_is_not_moved_by_noise_and_a_moving_one_is_not_held_still
             for t in range(10)]
 
     steadied = shown_change(clip)
-    monkeypatch.setattr(temporal, "STILL_LEVELS", -np.inf)  # the flow taken as DIS found it
-    assert steadied < 0.75 * shown_change(clip)  # DIS's noise flow resampled the steady input every frame
+    monkeypatch.setattr(temporal.flow, "STILL_LEVELS", -np.inf)  # the flow taken as DIS found it
+    assert steadied < 0.75 * shown_change(clip)  # DIS's noise flow resampled the smoothed input every frame
 
     held = []
-    monkeypatch.setattr(temporal, "still", lambda back, *_: held.append(back) or np.zeros(back.shape[:2], bool))
+    monkeypatch.setattr(temporal.smooth, "still",
+                        lambda back, *_: held.append(back) or np.zeros(back.shape[:2], bool))
     shown_change(pan(4, side=256)[0])
     assert not held  # a moving camera's flow is never taken for noise
     shown_change(clip[:3])
@@ -304,7 +305,7 @@ def test_a_plain_wall_beside_someone_walking_is_held_still(monkeypatch):
     beside[55:145, 36:144] = False
 
     steadied = shown_change(clip, beside, skip=2)
-    monkeypatch.setattr(temporal, "STILL_LEVELS", -np.inf)
+    monkeypatch.setattr(temporal.flow, "STILL_LEVELS", -np.inf)
     assert steadied < 0.4 * shown_change(clip, beside, skip=2)  # DIS drags the wall along with the walker, and that flow was not trusted
 
 
@@ -321,7 +322,7 @@ def test_nothing_that_left_the_picture_is_left_for_long_in_what_the_network_is_s
     where = np.s_[44:156, 64:156]  # where it stood, and 16 px around
     off = [np.abs(seen[t].astype(int) - clip[t]).mean(-1)[where].max() for t in range(10, 13)]
     # the edge of where it stood is half trusted when it leaves; at the still camera's steadier input it was still
-    # 15-17 levels off 5-7 frames later, until the last steady input itself was checked (as before that input: 10)
+    # 15-17 levels off 5-7 frames later, until the last smoothed input itself was checked (as before that input: 10)
     assert max(off) < 12.5, off
 
 
@@ -335,7 +336,7 @@ def test_a_still_camera_is_steadied_more_and_a_moving_one_as_before():
 
 
 def test_features_are_sampled_on_the_networks_grid_where_the_frame_is():
-    from fastnst.temporal import _feature_grid
+    from fastnst.temporal.smooth import _feature_grid
 
     flow = np.broadcast_to(np.float32([8.0, -4.0]), (60, 80, 2)).copy()
     moved, sure = _feature_grid(flow, np.ones((60, 80), np.float32), (15, 20), 0, 1.0)
@@ -351,12 +352,12 @@ def test_carried_features_steady_a_moving_camera_and_a_cut_or_a_pass_without_the
     clip, flow = pan(6)
 
     def painted(features):  # the features alone: the glued canvas would steady the pan on its own
-        smoother = Smoother(steady=0.9, features=features, glue=0.0)
+        smoother = Smoother(smooth=0.9, features=features, glue=0.0)
         return [smoother(f, lambda x, carry: paint_frame(x, style, device="cpu", features=carry)) for f in clip]
 
     assert flicker(painted(0.65), flow) < 0.9 * flicker(painted(0.0), flow)
 
-    smoother, calls = Smoother(steady=0.9), []
+    smoother, calls = Smoother(smooth=0.9), []
 
     def paint(x, carry, call_it=True):
         calls.append(carry)

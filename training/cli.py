@@ -47,6 +47,15 @@ def train_parser() -> argparse.ArgumentParser:
                                 "one painting (Johnson et al. 2016), or one family network for several (Dumoulin "
                                 "et al. 2017), and publish it.", epilog=EPILOG, formatter_class=HelpFormatter)
     d = {f.name: f.default for f in (*fields(R.Recipe), *fields(R.RunOptions))}
+    _what_and_where(p, d)
+    _network(p, d)
+    _recipe(p, d)
+    _running(p, d)
+    return p
+
+
+def _what_and_where(p: argparse.ArgumentParser, d: dict) -> None:
+    """The run's inputs and outputs: paintings, photos, run folder, Hub repo."""
     io = p.add_argument_group("what and where")
     io.add_argument("--recipe", metavar="FILE.json", default=None, help="start from this recipe (keys as in "
                     "training/recipes/*.json: what is learned, not how it runs); any flag given overrides its value")
@@ -70,6 +79,9 @@ def train_parser() -> argparse.ArgumentParser:
                     "painting's file name, e.g. starry_night.jpg → Starry Night)")
     io.add_argument("--artist", default=None, help="the painter, for the model card")
 
+
+def _network(p: argparse.ArgumentParser, d: dict) -> None:
+    """The network's shape."""
     net = p.add_argument_group("network")
     net.add_argument("--arch", choices=("transformer", "texture"), default=d["arch"],
                      help="Johnson's TransformerNet or Ulyanov's multi-scale TextureNet")
@@ -81,6 +93,9 @@ def train_parser() -> argparse.ArgumentParser:
     net.add_argument("--texture-only", action="store_true", help="texture synthesis: noise in, style loss only "
                      "(implies --arch texture)")
 
+
+def _recipe(p: argparse.ArgumentParser, d: dict) -> None:
+    """What is learned and how: the budget, the optimiser, the loss."""
     rec = p.add_argument_group("recipe")
     rec.add_argument("--image-steps", type=int, default=d["image_steps"], help="training budget in images "
                      "(160k = 2 epochs of COCO); steps = this / (batch size × GPUs)")
@@ -116,6 +131,9 @@ def train_parser() -> argparse.ArgumentParser:
                      "(torchvision download) or 'random' (tests only); default $FASTNST_VGG_WEIGHTS, else imagenet")
     rec.add_argument("--seed", type=int, default=d["seed"])
 
+
+def _running(p: argparse.ArgumentParser, d: dict) -> None:
+    """How this process runs the recipe: device, precision, logging, checkpoints."""
     run = p.add_argument_group("running")
     run.add_argument("--device", default=d["device"], help="auto, cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=PRECISIONS, default=d["precision"],
@@ -135,7 +153,6 @@ def train_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-workers", type=int, default=None, help="decoding threads for the one-time cache "
                      "(default: all cores, at most 16)")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    return p
 
 
 def push_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,6 @@
     job.cancel()          # kill it at once and delete its folder
     job.wait_result()     # the exported fp16 style folder, or FitError with the trainer's sentence (which
                           # `python -m training` leaves in the run's failure file); a failed fit deletes its folder
-    sweep("fits")         # finished fits older than FIT_KEEP_S, then the oldest past FITS_MAX_BYTES, are deleted
     publish(job.out, "my-style", token)  # the same push as `python -m training ... --push-to-hub`
 
 Why a child process (`python -m training --recipe RUN/fit-recipe.json`): cancelling must free the CPU at once (a
@@ -24,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,8 +51,6 @@ FAMILY_KEYS = ("crop", "batch_size", "style_size", "loss_arch", "content_weight"
 PREVIEW_EVERY = 20                    # steps between preview networks (80 images: a few seconds on 2 cores)
 LOG_EVERY = 5                         # steps between progress rows
 NICENESS = 10                         # visitors' paintings come first
-FIT_KEEP_S = 2 * 3600                 # a finished fit stays this long for its visitor to paint with and publish
-FITS_MAX_BYTES = 500 * 2**20          # and all fits together never hold more: the oldest finished go first
 
 
 class FitError(FastNSTError, RuntimeError):
@@ -207,25 +203,6 @@ def check_fit_painting(image, family=None) -> None:
     check_painting(image.size, smallest_side=int(family_recipe(family or FAMILY).get("crop") or 128))
 
 
-def sweep(folder, *, keep=(), max_age_s: float = FIT_KEEP_S, max_bytes: int = FITS_MAX_BYTES) -> list[Path]:
-    """Delete fits in `folder` older than `max_age_s`, then the oldest until the rest fit in `max_bytes`; the
-    folders in `keep` (running fits) stay whatever their age. Returns what was deleted."""
-    keep = {Path(k).resolve() for k in keep}
-    try:
-        fits = [p for p in Path(folder).iterdir() if p.is_dir() and p.resolve() not in keep]
-    except OSError:
-        return []
-    fits.sort(key=_mtime)
-    total = sum(_size(p) for p in fits) + sum(_size(p) for p in keep)
-    now, deleted = time.time(), []
-    for fit_dir in fits:
-        if now - _mtime(fit_dir) > max_age_s or total > max_bytes:
-            total -= _size(fit_dir)
-            shutil.rmtree(fit_dir, ignore_errors=True)
-            deleted.append(fit_dir)
-    return deleted
-
-
 def check_repo(name: str, token: str | None) -> str:
     """The full repo id a style will be published to, checked before any work: a valid name, a token the Hub
     accepts, and no repo of that name yet. `name` may omit the user ("my-style" → "<you>/my-style")."""
@@ -257,24 +234,6 @@ def publish(run_dir, repo_id: str, token: str) -> str:
         reason = hub_reason(err.__cause__, token) if err.__cause__ else str(err)
         raise HubError(f"Could not publish to {repo_id} ({reason}); your style is kept, so try again.") from err
     return f"{HfApi(token=token).endpoint}/{repo_id}"
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _size(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(root, name)).st_size
-            except OSError:  # deleted meanwhile
-                pass
-    return total
 
 
 def _duration(seconds: float) -> str:

@@ -6,7 +6,7 @@
 Copies the run's fp16 export (model.safetensors + config.json) and updates `styles/<slug>/style.json`: the
 title, artist and year it already holds (or the options, for a new entry), the Hub repo, and the run's recipe
 and final metrics under `networks.<variant>`. Lists the style's Hub repo under `models:` in the Space's README
-front matter and paints the tile: `examples/cat.jpg` (a CC0 photo) painted by the entry's light network when it
+front matter and paints the thumbnail: `examples/cat.jpg` (a CC0 photo) painted by the entry's light network when it
 has one — what a CPU Space paints, whichever network was exported last — else by the full one. The painting
 and the training photos are never copied: they may not be redistributed.
 """
@@ -18,7 +18,9 @@ from huggingface_hub.repocard import metadata_load, metadata_save
 
 from fastnst.formats import (
     CONFIG_FILE,
-    TILE_FILE,
+    THUMBNAIL_FILE,
+    THUMBNAIL_PHOTO,
+    THUMBNAIL_SIDE,
     WEIGHTS_FILE,
     gallery_record,
     has_network,
@@ -36,8 +38,6 @@ from .run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"  # the Space card: its `models:` names every gallery style's Hub repo
-TILE_PHOTO = ROOT / "examples" / "cat.jpg"
-TILE_SIDE = 256
 HUB_OWNER = "fastnst"  # where the Space looks for each style when online (pushed separately; nothing here pushes)
 LICENSE = "Public domain (artwork); MIT (network weights)"
 TRAINED_ON = "{images} photos (BSDS500, Urban100, Sun-Hays80, McMaster; no COCO available)"
@@ -60,7 +60,7 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     meta.update({k: v for k, v in names.items() if v is not None})
     meta.setdefault("title", info.get("name") or slug)
     meta.update({"slug": slug, "license": LICENSE, "hub_repo": f"{HUB_OWNER}/{slug}", "hub_revision": "main",
-                 "tile": TILE_FILE})
+                 "tile": THUMBNAIL_FILE})
     meta.pop("max_side", None)  # older entries': the output size is the caller's (stylize's max_side)
     if order is not None:
         meta["order"] = order
@@ -77,16 +77,17 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
     write_metadata(folder, meta)
     list_in_space_card(meta["hub_repo"])
 
-    paint_tile(folder, meta)
+    paint_thumbnail(folder, meta)
     return folder
 
 
-def paint_tile(folder: Path, meta: dict) -> None:
+def paint_thumbnail(folder: Path, meta: dict) -> None:
     """`tile.jpg`: the CC0 cat painted by the light network if the entry has one (what a CPU paints), else the full."""
     light = variant_dir(folder, "light")
     network = load_network(light if has_network(light) else variant_dir(folder, "full"))
-    tile = stylize(TILE_PHOTO, Style(meta["slug"], network, meta), max_side=TILE_SIDE, device="cpu")
-    tile.save(folder / TILE_FILE, quality=90)
+    thumbnail = stylize(ROOT / THUMBNAIL_PHOTO, Style(meta["slug"], network, meta), max_side=THUMBNAIL_SIDE,
+                        device="cpu")
+    thumbnail.save(folder / THUMBNAIL_FILE, quality=90)
 
 
 def list_in_space_card(repo_id: str) -> None:

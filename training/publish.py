@@ -61,7 +61,7 @@ from fastnst.formats import (
     write_metadata,
 )
 from fastnst.imageio import load_image, resize_max_side, tensor_to_image
-from fastnst.models.hub import PLACEHOLDER_REPO
+from fastnst.hub import PLACEHOLDER_REPO
 
 from .run_folder import RunFolder
 
@@ -268,7 +268,7 @@ def _fmt(value) -> str:
 
 
 def card_values(info: dict, repo: str | None = None) -> dict:
-    """What the model card template (fastnst.models.hub.CARD_TEMPLATE) is filled with, from a fastnst.json dict."""
+    """What the model card template (fastnst.models.base.CARD_TEMPLATE) is filled with, from a fastnst.json dict."""
     recipe, metrics = info.get("recipe") or {}, info.get("metrics") or {}
     rows = [(k, _fmt(v)) for k, v in _flatten(metrics)]
     losses = [(k, v) for k, v in rows if k.startswith(HELDOUT_PREFIX) or "loss" in k]

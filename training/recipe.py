@@ -127,7 +127,7 @@ class Recipe:
             return {"arch": "texture", "channels": max(1, round(TEXTURE_CHANNELS * self.width)),
                     "texture_only": self.texture_only, "norm": self.norm}
         slugs = [p.slug for p in parse_paintings(self.style)]
-        return {"arch": "transformer", "width": self.width, "num_residual_blocks": self.residual_blocks,
+        return {"arch": "transformer", "width": self.width, "residual_blocks": self.residual_blocks,
                 "norm": self.norm, **({"styles": slugs} if len(slugs) > 1 else {})}
 
     def perceptual_loss(self, device=None, *, vgg: VGGFeatures | None = None) -> PerceptualLoss:
@@ -167,7 +167,7 @@ class Recipe:
         if r.loss_arch not in LOSS_LAYERS:
             raise TrainingError(f"--loss-arch must be one of {sorted(LOSS_LAYERS)}, not {r.loss_arch!r}.")
         if source is not None:
-            for key, theirs in (("width", source.width), ("residual_blocks", source.num_residual_blocks)):
+            for key, theirs in (("width", source.width), ("residual_blocks", source.residual_blocks)):
                 if key == "width" and r.width is not None and r.width > theirs:
                     continue  # a wider network starts as the narrow one, widened (training.start.widen)
                 if getattr(r, key) not in (None, theirs):

@@ -48,7 +48,7 @@ WIDEN_NOISE = 1e-2  # × each layer's weight std, on the copies' input weights: 
 def widen(source: TransformerNet, width: float, *, noise: float = WIDEN_NOISE, seed: int = 0) -> TransformerNet:
     """`source` as a network of `width` (wider, same depth and paintings) that paints the same pictures (exactly
     with noise=0; `noise` breaks the copies' symmetry so they can learn different things)."""
-    wide = TransformerNet(width=width, num_residual_blocks=source.num_residual_blocks, norm=source.norm,
+    wide = TransformerNet(width=width, residual_blocks=source.residual_blocks, norm=source.norm,
                           styles=source.styles)
     generator = torch.Generator().manual_seed(seed)
     shapes = {key: value.shape for key, value in wide.state_dict().items()}

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from ..errors import StyleNotFoundError, WeightsMismatchError
-from ..formats import CONFIG_FILE, WEIGHTS_FILE, has_network, read_config
-from .hub import check_state_dict, load_weights
+from ..formats import CONFIG_FILE, WEIGHTS_FILE, current_config, has_network, read_config
+from .base import check_state_dict, load_weights
 from .norms import NORMS
 from .texture_net import TextureNet
 from .transformer_net import TransformerNet
@@ -14,7 +14,7 @@ ARCHITECTURES = {cls.arch: cls for cls in (TransformerNet, TextureNet)}
 
 def build_model(config: dict):
     """A fresh (untrained) network from a config.json dict; `arch` defaults to the Johnson TransformerNet."""
-    config = dict(config)
+    config = current_config(config)
     arch = config.pop("arch", TransformerNet.arch)
     if arch not in ARCHITECTURES:
         raise WeightsMismatchError(f"Unknown network architecture {arch!r}; fastnst knows {sorted(ARCHITECTURES)}.")

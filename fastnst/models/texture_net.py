@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import FastNSTHubMixin
+from .base import FastNSTHubMixin
 from .norms import make_norm
 
 

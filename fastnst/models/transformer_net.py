@@ -6,7 +6,7 @@
 with reflection padding everywhere (zero padding draws dark frames around the output) and instance
 normalisation (Ulyanov et al. 2017) by default, the same at train and test time. `norm="batch"` reproduces the
 IN paper's comparison. `width` scales every channel count (0.5 gives the light CPU network) and
-`num_residual_blocks` sets the depth.
+`residual_blocks` sets the depth.
 
 Output: RGB in [0, 1]. The last conv's output goes through a sigmoid, so the range is bounded by construction
 and every pixel keeps a gradient (a clamp would silence saturated pixels; Johnson's scaled tanh overshoots the
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import FastNSTHubMixin
+from .base import FastNSTHubMixin
 from .norms import ConditionalInstanceNorm2d, make_norm, select_styles
 
 # Defaults as published (Johnson et al. 2016, supplementary Table 1).
@@ -126,7 +126,7 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
     arch = "transformer"
     tileable = True  # a 54-px receptive field: fastnst.inference can paint huge images tile by tile
 
-    def __init__(self, *, width: float = 1.0, num_residual_blocks: int = 5, norm: str = "instance",
+    def __init__(self, *, width: float = 1.0, residual_blocks: int = 5, norm: str = "instance",
                  styles: list[str] | None = None):
         super().__init__()
         self.styles = list(styles or [])
@@ -137,13 +137,13 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
             ConvLayer(c1, c2, 3, stride=2, **kw),
             ConvLayer(c2, c3, 3, stride=2, **kw),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(c3, **kw) for _ in range(num_residual_blocks)))
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, **kw) for _ in range(residual_blocks)))
         self.decoder = nn.Sequential(
             UpsampleConv(c3, c2, **kw),
             UpsampleConv(c2, c1, **kw),
             ConvLayer(c1, 3, 9, norm=None, relu=False),
         )
-        self.width, self.num_residual_blocks, self.norm = width, num_residual_blocks, norm
+        self.width, self.residual_blocks, self.norm = width, residual_blocks, norm
 
     def forward(self, x: torch.Tensor, style=None, between=None) -> torch.Tensor:
         """`style` (families only): an index, a (B,) tensor of indices or (B, S) mixing weights. `between`: a function
@@ -170,7 +170,7 @@ class TransformerNet(nn.Module, FastNSTHubMixin):
         every conditional norm as the instance norm's scale/shift. `style` is an index, or mixing weights (one per
         style, summing to 1) whose blend of the rows is taken (Dumoulin et al.'s interpolation of styles). It
         paints exactly what `forward(x, style)` does."""
-        single = TransformerNet(width=self.width, num_residual_blocks=self.num_residual_blocks, norm=self.norm)
+        single = TransformerNet(width=self.width, residual_blocks=self.residual_blocks, norm=self.norm)
         state = self.state_dict()
         for name, module in self.named_modules():
             if isinstance(module, ConditionalInstanceNorm2d):

@@ -1,11 +1,16 @@
-"""Fetch a style's files from the Hugging Face Hub into its cache: the one downloader (styles and `from_pretrained`).
+"""The Hugging Face Hub, in one place: fastnst's repo ids and tag, reading a repo id, fetching a style's files
+into the Hub's cache (the one downloader, for styles and `from_pretrained`), and listing the community's styles.
+Publishing stays with training (`training.publish`).
 
 With `HF_HUB_OFFLINE=1`, or when the Hub cannot be reached, `hf_hub_download` answers from the cache; a style that
 is not cached then raises `HubError`. Every failure is one of fastnst's errors with one human sentence.
 """
+import logging
+import threading
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import (
     HfHubHTTPError,
     HFValidationError,
@@ -18,6 +23,12 @@ from huggingface_hub.errors import (
 from .errors import HubError, StyleNotFoundError
 from .formats import CONFIG_FILE, INFO_FILE, METADATA_FILE, WEIGHTS_FILE
 
+HUB_TAG = "fastnst"  # every fastnst style on the Hub carries it; the Space lists the tag's repos as community styles
+TAGS = [HUB_TAG, "style-transfer", "neural-style-transfer", "image-to-image"]
+SPACE_REPO = "fastnst/fastnst"  # the Space: the app, and the code pip installs from its git repo
+SPACE_URL = f"https://huggingface.co/spaces/{SPACE_REPO}"
+INSTALL_COMMAND = f"pip install git+{SPACE_URL}"
+PLACEHOLDER_REPO = "your-username/your-style"  # in a card written before the style has a Hub repo
 OPTIONAL_FILES = (METADATA_FILE, INFO_FILE)  # title, artist ... and the training recipe, when the repo has them
 
 
@@ -62,3 +73,24 @@ def parse_repo_id(name: str):
     if len(parts) != 2 or not all(parts) or any(c.isspace() for c in name) or name.startswith((".", "/")):
         return None
     return repo, revision or None
+
+
+def community_styles(exclude=(), limit: int = 50, timeout: float = 5.0) -> list[str]:
+    """Hub repos tagged HUB_TAG, most downloaded first, less those in `exclude`; [] offline, on any error or after
+    `timeout` seconds (the list is optional: a page must not wait for it)."""
+    if hub_constants.HF_HUB_OFFLINE:
+        return []
+    found = []
+
+    def fetch():
+        try:
+            found.extend(m.id for m in HfApi().list_models(filter=HUB_TAG, sort="downloads", limit=limit))
+        except Exception as err:  # no network, Hub down, rate-limited: the Space works without the list
+            print(f"fastnst: no community styles from the Hub ({type(err).__name__}).")
+
+    thread = threading.Thread(target=fetch, daemon=True, name="fastnst-community")
+    # huggingface_hub's HTTP layer logs each of its retries; for this optional list one line (above) says enough
+    logging.getLogger("huggingface_hub.utils._http").addFilter(lambda record: record.threadName != thread.name)
+    thread.start()
+    thread.join(timeout)
+    return [] if thread.is_alive() else [repo for repo in found if repo not in exclude]

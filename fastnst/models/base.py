@@ -13,16 +13,18 @@ import safetensors.torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from ..download import fetch_style
 from ..errors import WeightsMismatchError
-from ..formats import CONFIG_FILE, FP32_REPO_FILE, INFO_FILE, PAINTING_FILE, WEIGHTS_FILE
+from ..formats import (
+    CONFIG_FILE,
+    FP32_REPO_FILE,
+    INFO_FILE,
+    PAINTING_FILE,
+    RENAMED_CONFIG_KEYS,
+    WEIGHTS_FILE,
+    current_config,
+)
+from ..hub import INSTALL_COMMAND, PLACEHOLDER_REPO, SPACE_URL, TAGS, fetch_style
 
-HUB_TAG = "fastnst"  # every fastnst style on the Hub carries it; the Space lists the tag's repos as community styles
-TAGS = [HUB_TAG, "style-transfer", "neural-style-transfer", "image-to-image"]
-SPACE_REPO = "fastnst/fastnst"  # the Space: the app, and the code pip installs from its git repo
-SPACE_URL = f"https://huggingface.co/spaces/{SPACE_REPO}"
-INSTALL_COMMAND = f"pip install git+{SPACE_URL}"
-PLACEHOLDER_REPO = "your-username/your-style"  # in a card written before the style has a Hub repo
 PAPERS = [
     "Johnson, Alahi, Fei-Fei. *Perceptual Losses for Real-Time Style Transfer and Super-Resolution.* ECCV 2016. "
     "[arXiv:1603.08155](https://arxiv.org/abs/1603.08155)",
@@ -178,12 +180,14 @@ class FastNSTHubMixin(
 
     @classmethod
     def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token,
-                         map_location="cpu", strict=True, **model_kwargs):
+                         map_location="cpu", strict=True, config=None, **model_kwargs):
+        renamed = current_config(config or {})  # a config.json of an earlier version: its renamed keys still load
+        model_kwargs = {**{new: renamed[new] for new in RENAMED_CONFIG_KEYS.values()
+                           if new in renamed and new in cls._hub_mixin_init_parameters}, **model_kwargs}
         folder = Path(model_id) if os.path.isdir(model_id) else fetch_style(
             model_id, revision, cache_dir=cache_dir, force_download=force_download,
             local_files_only=local_files_only, token=token)
         return load_weights(cls(**model_kwargs), folder / WEIGHTS_FILE, device=map_location).eval()
 
 
-__all__ = ["FastNSTHubMixin", "HUB_TAG", "INSTALL_COMMAND", "PLACEHOLDER_REPO", "SPACE_REPO", "TAGS",
-           "check_state_dict", "load_weights"]
+__all__ = ["FastNSTHubMixin", "check_state_dict", "load_weights"]
