@@ -15,6 +15,8 @@ SMALLEST_SIDE = 64
 DEFAULT_BRUSH = 1.5
 QUEUE_SIZE = 64  # waiting paintings; one more is told "Queue is full! Please try again." at once
 UPLOADS_KEPT = (600, 3600)  # Gradio's cache: every 10 min, delete uploads and results older than an hour
+ZERO_GPU_CONCURRENCY = 4  # calls at once may get GPUs of their own; none can be read here (no CUDA in this process)
+CPU_CONCURRENCY = 2  # 2 CPU threads keep the cores busy; more only share them
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Settings:
     on_space: bool  # Hugging Face login works on a Space; elsewhere a token field
     default_side: int
     largest_side: int
-    concurrency: int  # paintings at once
+    concurrency: int  # paintings at once: on a dedicated GPU as many as its free memory holds
     memory_ceiling: int  # bytes of freed memory kept after a painting (fastnst.device.trim_freed_memory)
     fits_dir: Path
     videos_dir: Path
@@ -39,22 +41,32 @@ class Settings:
         from fastnst.device import pick_device
 
         zero_gpu = environ.get("SPACES_ZERO_GPU") == "true"  # what Gradio itself checks (gradio.utils)
-        gpu = zero_gpu or pick_device().type == "cuda"
+        gpu = zero_gpu or pick_device().type == "cuda"  # ZeroGPU first: CUDA may not be touched in this process
+        concurrency = ZERO_GPU_CONCURRENCY if zero_gpu else gpu_concurrency() if gpu else CPU_CONCURRENCY
         temp = Path(tempfile.gettempdir())
         return cls(
             on_gpu=gpu, zero_gpu=zero_gpu, on_space=bool(environ.get("SPACE_ID")),
             default_side=3840 if gpu else 1024,  # 4K on a GPU; ~1 MP on a CPU, well under a second
             largest_side=3840 if gpu else 2048,  # beyond this a CPU keeps people waiting (and the queue behind)
-            concurrency=4 if gpu else 2,  # a GPU overlaps transfers and encoding; 2 CPU threads suffice
+            concurrency=concurrency,
             memory_ceiling=int(float(environ.get("FASTNST_MEMORY_CEILING_MB", 1536)) * 2**20),
             fits_dir=Path(environ.get("FASTNST_FITS_DIR") or temp / "fastnst-fits"),
             videos_dir=temp / "fastnst-videos",
             live_side=640 if gpu else 320,  # the light network on 2 cores keeps up at 320 px
             live_smallest=640 if gpu else 160,
             live_seconds=600 if gpu else 180,
-            live_concurrency=4 if gpu else 2,
+            live_concurrency=concurrency,
             video_side=1280 if gpu else 640,
         )
+
+
+def gpu_concurrency() -> int:
+    """Paintings at once on this dedicated GPU, from its free memory (1 on a 15 GB T4, 4 on an 80 GB card)."""
+    import torch
+
+    from fastnst.device import memory_plan
+
+    return memory_plan(torch.device("cuda", torch.cuda.current_device())).concurrency
 
 
 _current: Settings | None = None
