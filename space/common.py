@@ -10,17 +10,6 @@ from fastnst.formats import THUMBNAIL_PHOTO, THUMBNAIL_SIDE
 
 from .settings import DEFAULT_BRUSH, ROOT
 
-try:  # ZeroGPU Spaces: `spaces.GPU` lends a GPU for each call; the package only exists on Spaces
-    import spaces
-except ImportError:
-    spaces = None
-
-
-def gpu(fn):
-    """`spaces.GPU` on ZeroGPU; elsewhere the function itself (spaces.GPU is effect-free off ZeroGPU anyway)."""
-    return spaces.GPU(duration=30)(fn) if spaces is not None else fn
-
-
 def error(err) -> gr.Error:
     """A toast with the library's one human sentence; no traceback in the page or the log."""
     return gr.Error(str(err), print_exception=False)

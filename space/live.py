@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 
+from fastnst import zerogpu
 from fastnst.errors import FastNSTError
 from fastnst.imageio import load_image, resize_max_side
-from fastnst.styles import load_style
 from fastnst.temporal import Smoother
-from fastnst.video import paint_frame
+from fastnst.video import paint_frames
 
-from .common import brush_size, error, gpu, mixed
+from .common import brush_size, error, mixed
 from .settings import DEFAULT_BRUSH, Settings, current
 from .uploads import photo_source
 
@@ -71,10 +71,12 @@ class LiveSession:
         self.side, self.seconds, self.painted_at_side = min(self.largest, max(self.smallest, side)), None, 0
 
 
-@gpu
+@zerogpu.gpu(duration=zerogpu.LIVE_FRAME_SECONDS)
 def paint_live_frame(rgb, style, smoother, brush=1.0):
-    network = load_style(style)
-    return smoother(rgb, lambda x, features: paint_frame(x, network, brush=brush, features=features))
+    """One webcam frame painted through the visitor's smoother; returns (painting, smoother). The smoother comes
+    back because on ZeroGPU the call runs in a worker, where what it changes in its arguments is lost."""
+    painted, smoother = paint_frames([rgb], style, smoother, brush=brush)
+    return painted[0], smoother
 
 
 def paint_live(frame, style, session, other="", share=0.0, brush=DEFAULT_BRUSH):
@@ -90,7 +92,7 @@ def paint_live(frame, style, session, other="", share=0.0, brush=DEFAULT_BRUSH):
     start = time.monotonic()
     try:
         photo = resize_max_side(load_image(photo_source(frame)), session.side)
-        painted = paint_live_frame(np.asarray(photo), style, session.smoother, session.stroke())
+        painted, session.smoother = paint_live_frame(np.asarray(photo), style, session.smoother, session.stroke())
     except FastNSTError as err:
         raise error(err) from err
     session.times.append(time.monotonic())

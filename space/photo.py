@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 import fastnst
+from fastnst import zerogpu
 from fastnst.device import trim_freed_memory
 from fastnst.errors import FastNSTError
 from fastnst.formats import THUMBNAIL_PHOTO
@@ -14,7 +15,7 @@ from fastnst.hub import HUB_TAG, parse_repo_id
 from fastnst.inference import BRUSH_RANGE
 from fastnst.styles import DEFAULT_STYLE, gallery, load_style
 
-from .common import brush_size, caption, error, gpu, mixed, paint_thumbnail, selected_in_gallery, whole_number
+from .common import brush_size, caption, error, mixed, paint_thumbnail, selected_in_gallery, whole_number
 from .settings import DEFAULT_BRUSH, EXAMPLES, ROOT, SMALLEST_SIDE, Settings, current
 from .uploads import photo_source
 
@@ -69,7 +70,7 @@ def output_side(max_side) -> int:
                         " on this hardware")
 
 
-@gpu
+@zerogpu.gpu(duration=zerogpu.PHOTO_SECONDS)
 def paint(image, style, strength, preserve_color, max_side, brush=1.0):
     try:
         painted = fastnst.stylize(image, style, strength=strength, preserve_color=preserve_color, max_side=max_side,

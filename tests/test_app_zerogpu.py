@@ -1,11 +1,74 @@
-"""The Space's settings, checked on a CPU: on a dedicated GPU as many paintings at once as its free memory holds
-(faked), on ZeroGPU a constant and no CUDA touched. CPU-only."""
+"""The Space on ZeroGPU, checked on a CPU: the sections are imported afresh with the stand-in `spaces` module
+(tests/spaces.py, which pickles arguments and results as ZeroGPU's worker does) and ZeroGPU's settings. Every
+function that paints borrows the GPU for a duration that fits its work, and the webcam's smoother comes back from
+each call. Settings on a dedicated GPU fake its free memory. CPU-only: the painting runs on the CPU, on a GPU host
+too."""
+import dataclasses
+import importlib
+import sys
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+import fastnst.video
+import tests.spaces as fake_spaces
 from fastnst import device as D
+from fastnst import zerogpu
+from fastnst.temporal import Smoother
+from tests.app_helpers import make_style
+from tests.clips import scene
 
 GB = 10**9
+
+
+@pytest.fixture(scope="module")
+def style(tmp_path_factory):
+    return str(make_style(tmp_path_factory.mktemp("style") / "test-style", 0, "Test Style", "Nobody"))
+
+
+@pytest.fixture
+def space(monkeypatch, tmp_path):
+    """The Space's sections imported afresh on a ZeroGPU Space (put back afterwards), with its settings."""
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # painted on the CPU on any machine
+    for name in [m for m in sys.modules if m in ("app", "space") or m.startswith("space.")]:
+        monkeypatch.delitem(sys.modules, name)
+    settings = importlib.import_module("space.settings")
+    settings.configure(dataclasses.replace(settings.Settings.from_env({"SPACES_ZERO_GPU": "true"}),
+                                           videos_dir=tmp_path / "videos"))
+    fake_spaces.calls.clear()
+    yield importlib.import_module("space")
+    fake_spaces.calls.clear()
+
+
+def test_each_painting_borrows_the_gpu_for_a_duration_that_fits_it(space, style, tmp_path):
+    from space import live, photo
+
+    assert space.settings.current().zero_gpu and space.settings.current().concurrency == \
+        space.settings.ZERO_GPU_CONCURRENCY
+    Image.fromarray(scene(0)).save(tmp_path / "photo.png")
+    photo.paint(str(tmp_path / "photo.png"), style, 1.0, False, 64)
+    live.paint_live_frame(scene(0), style, Smoother())
+    assert fake_spaces.calls == [("paint", zerogpu.PHOTO_SECONDS), ("paint_live_frame", zerogpu.LIVE_FRAME_SECONDS)]
+
+
+def test_the_webcam_keeps_the_smoother_each_call_hands_back(space, style, tmp_path):
+    """Frame 3 of a stream is painted as one process with one Smoother paints it, though every call's smoother
+    crossed to the worker and back pickled; and that differs from painting frame 3 as a first frame."""
+    from space import live
+
+    frames = [scene(t) for t in range(3)]
+    session = None
+    for t, rgb in enumerate(frames):
+        Image.fromarray(rgb).save(tmp_path / f"webcam{t}.png")
+        frame = {"path": str(tmp_path / f"webcam{t}.png")}
+        painted, session, _ = live.paint_live(frame, style, session, "", 0.0, 1.0)
+    assert fake_spaces.calls == [("paint_live_frame", zerogpu.LIVE_FRAME_SECONDS)] * 3
+    steady, _ = fastnst.video.paint_frames(frames, style, Smoother(), brush=1.0)
+    assert np.array_equal(painted, steady[-1])
+    assert not np.array_equal(painted, fastnst.video.paint_frames(frames[-1:], style, Smoother(), brush=1.0)[0][0])
 
 
 @pytest.mark.parametrize("free, concurrency", [(14.5 * GB, 1), (79 * GB, D.MAX_CONCURRENCY)])
