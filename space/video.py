@@ -1,6 +1,8 @@
-"""The section "Paint a video": a file painted frame by frame in a worker thread, with progress and cancel."""
+"""The section "Paint a video": a file painted frame by frame in a worker thread, with progress and cancel. On
+ZeroGPU the frames are painted in chunks, one `spaces.GPU` call each; decoding and encoding stay in this process."""
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -9,8 +11,9 @@ from types import SimpleNamespace
 import gradio as gr
 
 import fastnst
+from fastnst import zerogpu
 from fastnst.errors import FastNSTError
-from fastnst.video import GPU_LIMITS, VideoLimits
+from fastnst.video import GPU_LIMITS, VideoLimits, paint_frames
 
 from . import uploads
 from .common import brush_size, error
@@ -19,6 +22,21 @@ from .settings import DEFAULT_BRUSH, Settings, current
 
 def limits(settings: Settings) -> VideoLimits:
     return GPU_LIMITS if settings.on_gpu else VideoLimits()
+
+
+@zerogpu.gpu(duration=zerogpu.video_call_seconds)
+def paint_video_chunk(frames, style, smoother, strength, preserve_color, brush):
+    """Consecutive frames painted through the video's smoother; returns (paintings, smoother). One ZeroGPU call,
+    asking for the time its frames need (ZeroGPU calls `duration` with these same arguments)."""
+    return paint_frames(frames, style, smoother, strength=strength, preserve_color=preserve_color, brush=brush)
+
+
+def chunk_painter(style, strength, preserve_color, brush, settings: Settings):
+    """`stylize_video`'s painter: on ZeroGPU each chunk is one `spaces.GPU` call, so this process never touches
+    CUDA (it may not there); elsewhere None, and the frames are painted in the worker thread."""
+    if not settings.zero_gpu:
+        return None
+    return lambda frames, smoother: paint_video_chunk(frames, style, smoother, strength, preserve_color, brush)
 
 
 def paint_video(video, style, strength=1.0, preserve_color=False, brush=DEFAULT_BRUSH, progress=gr.Progress()):
@@ -46,12 +64,15 @@ def paint_video(video, style, strength=1.0, preserve_color=False, brush=DEFAULT_
             result = fastnst.stylize_video(src, style, folder / "painted.mp4", strength=strength,
                                            preserve_color=bool(preserve_color), brush=brush,
                                            max_side=settings.video_side, limits=limits(settings),
-                                           progress=lambda *p: updates.put(("progress", p)), cancelled=stop.is_set)
+                                           progress=lambda *p: updates.put(("progress", p)), cancelled=stop.is_set,
+                                           painter=chunk_painter(style, strength, bool(preserve_color), brush,
+                                                                 settings))
             updates.put(("done", result))
         except BaseException as err:  # noqa: BLE001 - handed to the generator, which raises it
             updates.put(("error", err))
 
-    worker = threading.Thread(target=work, name="fastnst-video", daemon=True)
+    # In this request's context: `spaces.GPU` reads the visitor's Gradio request from it (their ZeroGPU quota).
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="fastnst-video", daemon=True)
     worker.start()
     finished = False
     try:
