@@ -2,8 +2,10 @@
 
     python app.py        # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
 
-- Hardware: a GPU paints up to 4K with the full networks (kept loaded in the library's LRU); on ZeroGPU the
-  painting function borrows a GPU per call (`spaces.GPU`); a CPU paints about 1 MP with the light networks.
+- Hardware: a GPU paints up to 4K with the full networks (kept loaded in the library's LRU), as many at once as its
+  free memory holds; on ZeroGPU a photo, each webcam frame and each chunk of a video's frames borrow a GPU for one
+  `spaces.GPU` call sized to it (fastnst.zerogpu), a video's decoding and encoding staying outside; a CPU paints
+  about 1 MP with the light networks.
 - Offline (HF_HUB_OFFLINE=1 or no network) the embedded gallery in styles/ still works; styles from the Hub
   then load only if they are already in the Hugging Face cache.
 - Uploads reach our functions undecoded (`preprocess=False`): fastnst.load_image, with its decoder allow-list,
