@@ -165,6 +165,12 @@ class Painters:
         return self.peer.stylize_with(photo, str(painting), max_size=self.side)
 
 
+def run_label(name: str) -> str:
+    """A network from a training run is labelled with its run's folder, to tell it from the shipped one."""
+    path = Path(name)
+    return f" ({path.parent.name if path.name.startswith('export') else path.name})" if len(path.parts) > 1 else ""
+
+
 def meets_line(ours: dict, peer: dict) -> bool:
     return (ours["content"] <= peer["content"] and ours["palette"] <= peer["palette"]
             and ours["strokes"] <= peer["strokes"] and ours["texture"] <= TEXTURE_SHARE * peer["texture"])
@@ -205,7 +211,8 @@ def print_table(results: dict, photos: list[Path]) -> None:
     print("-" * len(head))
     for name, r in results.items():
         cells = "".join(f"{r['ours'][k]:>12.3f} | {r['peer'][k]:<7.3f}" for k in keys)
-        print(f"{Path(str(name)).name[:28]:<28}{cells}  {'meets' if meets_line(r['ours'], r['peer']) else '-'}")
+        label = run_label(name).strip(" ()") or name
+        print(f"{label[:28]:<28}{cells}  {'meets' if meets_line(r['ours'], r['peer']) else '-'}")
     met = sum(meets_line(r["ours"], r["peer"]) for r in results.values())
     print(f"{met}/{len(results)} styles meet the line (ours no worse on content, palette and strokes, texture ≤ "
           f"{TEXTURE_SHARE}× the peer's)")
@@ -274,7 +281,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({"photos": [p.name for p in photos], "side": args.side, "brush": args.brush,
                                          "styles": rows}, indent=1))
     if args.sheet:
-        titles = {name: load_style(name, variant=args.variant).title for name in styles}
+        titles = {name: load_style(name, variant=args.variant).title + run_label(name) for name in styles}
         save_sheet(pictures, styles, titles, sheet_photos, args.sheet)
         log(f"sheet: {args.sheet}")
     return 0
