@@ -166,9 +166,10 @@ class Painters:
 
 
 def run_label(name: str) -> str:
-    """A network from a training run is labelled with its run's folder, to tell it from the shipped one."""
+    """A network from a folder is labelled with its run (runs/RUN/export) or its campaign (…/CAMPAIGN/slug), to tell
+    it from the shipped one."""
     path = Path(name)
-    return f" ({path.parent.name if path.name.startswith('export') else path.name})" if len(path.parts) > 1 else ""
+    return f" ({path.parent.name})" if len(path.parts) > 1 else ""
 
 
 def meets_line(ours: dict, peer: dict) -> bool:
@@ -211,7 +212,8 @@ def print_table(results: dict, photos: list[Path]) -> None:
     print("-" * len(head))
     for name, r in results.items():
         cells = "".join(f"{r['ours'][k]:>12.3f} | {r['peer'][k]:<7.3f}" for k in keys)
-        label = run_label(name).strip(" ()") or name
+        path = Path(str(name))
+        label = path.parent.name if path.name.startswith("export") else "/".join(path.parts[-2:])
         print(f"{label[:28]:<28}{cells}  {'meets' if meets_line(r['ours'], r['peer']) else '-'}")
     met = sum(meets_line(r["ours"], r["peer"]) for r in results.values())
     print(f"{met}/{len(results)} styles meet the line (ours no worse on content, palette and strokes, texture ≤ "
