@@ -33,9 +33,9 @@ def cpu_has_bf16() -> bool:
 @functools.cache
 def cpu_bf16_is_faster() -> bool:
     """Whether bf16 autocast really beats fp32 on this CPU: timed once per process (~0.2 s) on the convolution the
-    light network spends its time in (64 channels, 3×3, channels-last). The CPU flag alone is not enough: on an AMD
-    EPYC with AVX512-BF16 bf16 paints ~1.4× faster, on an Intel Xeon (AVX10.1, AMX not exposed) with the same flag
-    0.66× as fast (bench/RESULTS.md, 2026-12-03). bf16 must win by 10 % to be chosen: fp32 is the exact one."""
+    light network spends its time in (64 channels, 3×3, channels-last). The CPU flag alone is not enough: CPUs with
+    the same flag paint bf16 faster on some and slower on others (bench/RESULTS.md). bf16 must win by 10 % to be
+    chosen, since fp32 is the exact one."""
     if not cpu_has_bf16():
         return False
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
