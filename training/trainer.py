@@ -15,10 +15,10 @@ amount of data seen. Batch size defaults to 4 on CPU (Johnson's) and 16 on a GPU
 size does not depend on the batch, so lr stays 1e-3).
 
 Faults: every `checkpoint_every` steps, and on SIGINT/SIGTERM, the model, optimizer, step and RNG states are
-written atomically (temp file + os.replace) to the run folder's checkpoint; `resume=True` continues from it and
-reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step). On CUDA
-it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the backwards of nearest
-upsampling and reflection padding add with atomics, in no fixed order.
+written atomically (temp file + os.replace) to the run folder's checkpoint (training.checkpoint); `resume=True`
+continues from it and reaches bitwise the same weights on CPU, because batches and noise are pure functions of
+(seed, step). On CUDA it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the
+backwards of nearest upsampling and reflection padding add with atomics, in no fixed order.
 
 Speed: half-precision autocast and channels_last on GPUs (bf16 where native, else fp16 with a GradScaler) and
 bf16 on CPUs where it is faster (`fastnst.device.pick_precision`; Gram matrices and losses stay fp32 in
@@ -27,7 +27,6 @@ torch.compile, the photo cache resident on the GPU, and no host sync except ever
 image only runs through VGG up to the content layer.
 """
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -43,6 +42,7 @@ from fastnst.losses import PerceptualLoss
 from fastnst.models import build_model
 
 from . import data as D
+from .checkpoint import check_same_recipe, read_checkpoint, restore, save_checkpoint, snapshot
 from .paintings import Painting, load_painting, parse_paintings
 from .publish import export_family, export_preview, export_run
 from .recipe import (  # noqa: F401  (the defaults are re-exported: benches and older scripts import them here)
@@ -73,55 +73,6 @@ def train(cfg: TrainConfig) -> dict:
         return run.finish(*run.loop())
     finally:
         env.close()
-
-
-# ------------------------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(folder: RunFolder, state: dict) -> None:
-    """torch.save to a temp file, then rename: a crash mid-write never leaves a truncated checkpoint."""
-    tmp = folder.temp_checkpoint()
-    torch.save(state, tmp)
-    os.replace(tmp, folder.checkpoint)
-
-
-def read_checkpoint(folder: RunFolder, resume: bool) -> dict | None:
-    """The run's checkpoint when resuming; a folder that already holds a run is refused without --resume."""
-    if not folder.checkpoint.is_file():
-        return None
-    if not resume:
-        raise TrainingError(f"{folder.root} already holds a training run; pass --resume to continue it or "
-                            f"choose another --out.")
-    return torch.load(folder.checkpoint, map_location="cpu", weights_only=True)  # our own file, tensors only
-
-
-def restore_rng(rng: dict, device: torch.device) -> None:
-    """The checkpoint's RNG states, as far as this machine has their devices. The CUDA state is this process's
-    device's alone (older checkpoints hold one per GPU of the saving machine): a run on fewer GPUs skips the
-    rest, which costs nothing, because batches and noise come from their own seeded generators and nothing
-    draws from the default CUDA generator."""
-    torch.set_rng_state(rng["torch"])
-    states = rng.get("cuda")
-    if device.type != "cuda" or states is None or len(states) == 0:
-        return
-    if isinstance(states, torch.Tensor):
-        torch.cuda.set_rng_state(states, device)
-        return
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index < len(states):
-        torch.cuda.set_rng_state(states[index], device)
-
-
-COMPUTED_AS = ("precision",)  # recipe fields a resumed run may change
-
-
-def check_same_recipe(then: dict, recipe: Recipe, run_dir: Path) -> None:
-    """A checkpoint continues only under the recipe it was trained with (what the weights learned depends on
-    every field of it); keys a newer version added compare as their defaults. The precision is how the arithmetic
-    is done, chosen per machine (and on a CPU by timing): a run may continue in another one, on another card."""
-    defaults = asdict(Recipe())
-    changed = [f"{name} ({then.get(name, defaults[name])!r} → {now!r})" for name, now in recipe.learned().items()
-               if name not in COMPUTED_AS and then.get(name, defaults[name]) != now]
-    if changed:
-        raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
 
 
 class Run:
@@ -218,12 +169,7 @@ class Run:
         self.scaler = torch.amp.GradScaler(device.type, enabled=r.precision == "fp16")
         self.start_step = 0
         if ckpt is not None:
-            net.load_state_dict(ckpt["model"])
-            self.opt.load_state_dict(ckpt["optimizer"])
-            self.start_step = ckpt["step"]
-            if ckpt.get("scaler"):
-                self.scaler.load_state_dict(ckpt["scaler"])
-            restore_rng(ckpt["rng"], device)
+            self.start_step = restore(ckpt, net, self.opt, self.scaler, device)
             then = ckpt["config"].get("precision", r.precision)
             self.say(f"resumed {self.run_dir} at step {self.start_step}"
                      f"{f' in {r.precision} (it ran in {then})' if then != r.precision else ''}")
@@ -237,12 +183,8 @@ class Run:
 
     def checkpoint(self, step: int) -> None:
         if self.env.main:
-            rng = {"torch": torch.get_rng_state(),
-                   "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
-            save_checkpoint(self.folder, {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
-                                          "step": step, "config": self.cfg.flat(), "rng": rng,
-                                          "scaler": self.scaler.state_dict(),
-                                          "data": {"count": self.cache.count, "cache": self.cache.path.stem}})
+            save_checkpoint(self.folder, snapshot(self.net, self.opt, self.scaler, step, self.cfg.flat(), self.cache,
+                                                  self.device))
 
     # ----------------------------------------------------------------------------------- phase and schedule
     def _enter_phase(self, step: int) -> None:
