@@ -28,23 +28,21 @@ image only runs through VGG up to the content layer.
 """
 import math
 import time
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from fastnst.device import AUTOCAST_DTYPES
-from fastnst.formats import DATA_FOLDER, DEVICE, HELDOUT_PREFIX, SPEED, STYLE_IMAGE, WALL_TIME
+from fastnst.formats import HELDOUT_PREFIX
 from fastnst.losses import PerceptualLoss
 from fastnst.models import build_model
 
 from . import data as D
 from .checkpoint import check_same_recipe, read_checkpoint, restore, save_checkpoint, snapshot
+from .finish import finish, mean_terms, preview
 from .paintings import Painting, load_painting, parse_paintings
-from .publish import export_family, export_preview, export_run
 from .recipe import (  # noqa: F401  (the defaults are re-exported: benches and older scripts import them here)
     BATCH_CPU,
     BATCH_GPU,
@@ -61,7 +59,7 @@ from .recipe import (  # noqa: F401  (the defaults are re-exported: benches and 
 )
 from .run_folder import HELDOUT_COLUMNS, CsvLog, RunFolder
 from .stability import moved_pair, stability_loss
-from .runtime import Dist, RunningLog, StopSignal, device_name, printer, training_memory_format
+from .runtime import Dist, RunningLog, StopSignal, printer, training_memory_format
 from .start import initial_weights, load_source, widen
 
 
@@ -70,15 +68,15 @@ def train(cfg: TrainConfig) -> dict:
     env = Dist(cfg.options.device)
     try:
         run = Run(cfg, env)
-        return run.finish(*run.loop())
+        return finish(run, *run.loop())
     finally:
         env.close()
 
 
 class Run:
     """One training run: set-up (`__init__`: checkpoint, loss and paintings, photos, network), the loop (`loop`:
-    `train_step` then `after_step`), held-out evaluation (`paint_heldout`) and the finish (`finish`: metrics,
-    recipe record, export)."""
+    `train_step` then `after_step`), held-out evaluation (`paint_heldout`); the finish (metrics, recipe record,
+    export) is training.finish's, the checkpoint's format training.checkpoint's."""
 
     def __init__(self, cfg: TrainConfig, env: Dist):
         self.env, self.device, self.say = env, env.device, printer(env.main)
@@ -327,92 +325,13 @@ class Run:
         if step % opts.sample_every == 0 or step == self.total_steps:
             self.samples(step)
         if opts.preview_every and step % opts.preview_every == 0 and env.main:
-            self.preview()
+            preview(self)
         if finishing:
             return "finished"
         if stopping:
             self.signal = stop.received
             return "interrupted" if stop.received else "stopped"
         return None
-
-    # ---------------------------------------------------------------------------------------------- finish
-    def finish(self, status: str, step: int) -> dict:
-        result = {"status": status, "run_dir": self.run_dir, "step": step, "total_steps": self.total_steps}
-        if status != "finished":
-            self.say(f"{'got ' + self.signal + ': ' if self.signal else ''}stopped at step {step}/"
-                     f"{self.total_steps}; checkpoint saved in {self.folder.checkpoint}. Continue with the same "
-                     f"command plus --resume.")
-            self.env.barrier()
-            return result
-        if self.env.main:
-            outputs, per_style = self.paint_heldout()
-            metrics = self.metrics(step, per_style)
-            recipe = self.record()
-            self.folder.write_summary(recipe, metrics)
-            result.update(metrics=metrics, recipe=recipe, export=self.export(recipe, metrics, outputs))
-            self.say(f"done: {step} steps, {metrics[SPEED]} img/s, held-out total loss "
-                     f"{metrics[HELDOUT_PREFIX + 'total']:.4g}; exported to {result['export']}")
-        self.env.barrier()
-        return result
-
-    def metrics(self, step: int, per_style: dict) -> dict:
-        ips = (step - self.start_step) * self.g / self.loop_s if step > self.start_step else None
-        metrics = {**mean_terms(per_style), "steps": step, "images_seen": step * self.g,
-                   WALL_TIME: round(self.loop_s, 2), SPEED: round(ips, 2) if ips else None,
-                   DEVICE: device_name(self.device), "world_size": self.env.world, "heldout_images": int(self.n_held)}
-        if self.family:
-            metrics["per_style"] = per_style
-        return metrics
-
-    def record(self) -> dict:
-        """recipe.json and the card's recipe: the recipe as run, with what it ran on (file names only: absolute
-        local paths say nothing on a model card)."""
-        r, first = self.recipe, self.paintings[0]
-        record = {**{k: v for k, v in asdict(r).items() if k not in ("style", "data")},
-                  STYLE_IMAGE: Path(first.path).name, DATA_FOLDER: Path(r.data).name, "images": self.cache.count,
-                  "skipped": len(self.cache.skipped), "loss_network": Path(self.loss_fn.vgg.source).name,
-                  "content_layers": list(self.loss_fn.content_layers), "style_layers": list(self.loss_fn.style_layers),
-                  "model": r.model_config(), "global_batch": self.g, "total_steps": self.total_steps,
-                  "optimizer": "Adam", "style_weight": self.style_weight(first), "style_size": self.style_size(first)}
-        if self.family:
-            record["paintings"] = [{"slug": p.slug, STYLE_IMAGE: Path(p.path).name,
-                                    "style_weight": self.style_weight(p), "style_size": self.style_size(p)}
-                                   for p in self.paintings]
-        return record
-
-    def exportable(self) -> torch.nn.Module:
-        """A plain fp32 CPU copy of the network in eval mode (no DDP/compile wrapper, no channels_last)."""
-        model = build_model(self.recipe.model_config())
-        model.load_state_dict({k: v.float().cpu() for k, v in self.net.state_dict().items()})
-        return model.eval()
-
-    def preview(self) -> None:
-        """RUN/preview: the (first painting's) network as it is now, for a live preview of a run in progress."""
-        model = self.exportable()
-        export_preview(model.style_network(0) if self.family else model, self.run_dir)
-
-    def export(self, recipe: dict, metrics: dict, outputs: list[torch.Tensor]) -> Path:
-        """fp32 + fp16 Hub folders per painting (weights, config.json, model card, painting, samples) via
-        training.publish; a family also keeps itself in RUN/family (for --from and for continuing)."""
-        model = self.exportable()
-        if not self.family:
-            return Path(export_run(model, self.run_dir, style_image_path=Path(self.paintings[0].path),
-                                   recipe=recipe, metrics=metrics))
-        heldout = self.heldout.float().cpu()
-        styles = []
-        for k, (p, y) in enumerate(zip(self.paintings, outputs)):
-            own = {key: recipe["paintings"][k][key] for key in (STYLE_IMAGE, "style_weight", "style_size")}
-            styles.append({"slug": p.slug, "painting": Path(p.path), "recipe": {**recipe, **own, "family_index": k},
-                           "metrics": {**{m: v for m, v in metrics.items() if m != "per_style"},
-                                       **metrics["per_style"][p.slug]},
-                           "samples": [make_grid(torch.cat([heldout, y.cpu()]), nrow=len(heldout))]})
-        return Path(export_family(model, self.run_dir, styles=styles, recipe=recipe, metrics=metrics))
-
-
-def mean_terms(per_style: dict[str, dict]) -> dict:
-    """The loss terms averaged over a family's paintings (one painting: its own terms)."""
-    rows = list(per_style.values())
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
 __all__ = ["CARD_FIELDS", "Recipe", "Run", "RunOptions", "TrainConfig", "TrainingError", "train"]
