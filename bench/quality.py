@@ -68,9 +68,10 @@ from fastnst.formats import (
     write_metadata,
 )
 from fastnst.imageio import image_to_tensor, load_image, tensor_to_image
-from fastnst.inference import BLEND, frame_width, stylize_tensor, tile_boxes
+from fastnst.inference import frame_width, stylize_tensor
 from fastnst.losses import LOSS_LAYERS, PerceptualLoss
 from fastnst.styles import STYLES_DIR, gallery, load_style
+from fastnst.tiling import BLEND, tile_boxes
 from training.data import heldout_photos, min_side
 from training.paintings import load_painting  # the trainer's loader, same resizing
 from training.recipe import Recipe, shipped_recipe

@@ -20,9 +20,10 @@ from .errors import (
     WeightsMismatchError,
 )
 from .imageio import load_image
-from .inference import preserve_colors, stylize, stylize_tensor, tiled_forward
+from .inference import preserve_colors, stylize, stylize_tensor
 from .models import TextureNet, TransformerNet, build_model, load_network
 from .styles import DEFAULT_STYLE, Style, available_styles, gallery, load_style
+from .tiling import tiled_forward
 
 __version__ = "0.1.0"
 __all__ = ["DEFAULT_STYLE", "FastNSTError", "HubError", "ImageTooLargeError", "InvalidImageError",

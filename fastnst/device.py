@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InvalidOptionError
+from .tiling import MARGIN
 
 
 def pick_device(device=None) -> torch.device:
@@ -104,8 +105,6 @@ def plan_for_memory(free_bytes: int, *, bytes_per_pixel: int = BYTES_PER_PIXEL,
     """As many paintings at once as fit with a 4K picture each (at least one), then the largest picture each may
     paint untiled in its share, and a tile (with its margins) that fits that share too. Fixed numbers were right for
     an 80 GB card only: a 15 GB T4 would run out of memory painting four 16 MP pictures untiled."""
-    from .inference import MARGIN  # the tiles' margins; inference imports this module, so not at the top
-
     usable = free_bytes * MEMORY_SHARE / bytes_per_pixel  # pixels in flight
     concurrency = max(1, min(max_concurrency, int(usable // LARGEST_PICTURE)))
     share = usable / concurrency

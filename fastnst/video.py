@@ -199,22 +199,14 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
     if painter is None:
         device = pick_device(device)
         style = style if isinstance(style, Style) else load_style(style, device=device)
-    info = probe(src, limits)
-    if not info["decodable"]:
-        raise InvalidVideoError("The video holds no frames.")
-    size = _output_size(info["width"], info["height"], max_side)
-    total = info["frames"] * size[0] * size[1]
-    if total > limits.max_pixels:
-        raise VideoTooLargeError(f"Painting this video means {total / 1e6:,.0f} million pixels ({info['frames']} "
-                                 f"frames of {size[0]}×{size[1]}); the limit here is {limits.max_pixels / 1e6:,.0f} "
-                                 f"million. Choose a smaller size or a shorter clip.")
+    info, size = _plan(src, max_side, limits)
     if painter is None:
         per_call = 1
     else:
         from .zerogpu import frames_per_call as fitting
         per_call = frames_per_call or fitting(*size)
     part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    t0, done, last_pts, pending = time.perf_counter(), 0, -1, []
+    t0 = time.perf_counter()
     smoother = Smoother(smooth=smooth, features=FEATURES if smooth > 0 else 0.0,  # smooth 0: each frame alone
                         glue=GLUE if smooth > 0 else 0.0)
 
@@ -224,54 +216,79 @@ def stylize_video(src, style, dst, *, strength: float = 1.0, preserve_color: boo
 
     try:
         with _open(src) as container, av.open(str(part), "w", format="mp4") as out:
-            vin = container.streams.video[0]
-            vin.thread_type = "AUTO"
-            ain = container.streams.audio[0] if container.streams.audio else None
-            # every output stream exists before the first packet is written (the mp4 header lists them)
-            vout = out.add_stream("libx264", rate=info["rate"])
-            vout.width, vout.height, vout.pix_fmt = size[0], size[1], "yuv420p"
-            vout.time_base = vout.codec_context.time_base = vin.time_base  # each frame keeps its own timestamp
-            vout.options = {"crf": CRF, "preset": PRESET}
-            aout, resample = _audio_stream(out, ain) if ain is not None else (None, None)
-
-            def flush():  # paint what is pending (one chunk), then encode it
-                nonlocal smoother, done
-                if not pending:
-                    return
-                painted, smoother = (painter or paint_here)([frame for frame, _ in pending], smoother)
-                for rgb, (_, pts) in zip(painted, pending):
-                    picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-                    picture.pts, picture.time_base = pts, vin.time_base
-                    out.mux(vout.encode(picture))
-                    done += 1
-                    if progress is not None:
-                        progress(done, max(done, info["frames"]), time.perf_counter() - t0)
-                pending.clear()
-            for packet in container.demux(*([vin] + ([ain] if ain is not None else []))):
-                if packet.stream is ain:
-                    _mux_audio(out, aout, resample, packet)
-                    continue
-                for frame in _decode(packet, done + len(pending)):
-                    if cancelled is not None and cancelled():
-                        raise Cancelled("The painting was cancelled; nothing was kept.")
-                    # a damaged file may repeat or omit a timestamp; the muxer needs them increasing
-                    last_pts = frame.pts if frame.pts is not None and frame.pts > last_pts else last_pts + 1
-                    pending.append((_upright(frame, size, info["turns"]), last_pts))
-                    if len(pending) >= per_call:
-                        flush()
-            flush()
-            if not done:
-                raise InvalidVideoError("The video holds no frames.")
-            out.mux(vout.encode(None))
-            if resample is not None:
-                for frame in resample.resample(None) or []:
-                    out.mux(aout.encode(frame))
-                out.mux(aout.encode(None))
+            done, audio = _transcode(container, out, info, size, paint=painter or paint_here, smoother=smoother,
+                                     per_call=per_call, progress=progress, cancelled=cancelled, t0=t0)
         os.replace(part, dst)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    return VideoResult(dst, done, size[0], size[1], info["fps"], time.perf_counter() - t0, ain is not None)
+    return VideoResult(dst, done, size[0], size[1], info["fps"], time.perf_counter() - t0, audio)
+
+
+def _plan(src: Path, max_side: int | None, limits: VideoLimits) -> tuple[dict, tuple[int, int]]:
+    """The video's probe and the painted frames' size, refused before any painting when it exceeds `limits`."""
+    info = probe(src, limits)
+    if not info["decodable"]:
+        raise InvalidVideoError("The video holds no frames.")
+    size = _output_size(info["width"], info["height"], max_side)
+    total = info["frames"] * size[0] * size[1]
+    if total > limits.max_pixels:
+        raise VideoTooLargeError(f"Painting this video means {total / 1e6:,.0f} million pixels ({info['frames']} "
+                                 f"frames of {size[0]}×{size[1]}); the limit here is {limits.max_pixels / 1e6:,.0f} "
+                                 f"million. Choose a smaller size or a shorter clip.")
+    return info, size
+
+
+def _transcode(container, out, info: dict, size: tuple[int, int], *, paint, smoother: Smoother, per_call: int,
+               progress, cancelled, t0: float) -> tuple[int, bool]:
+    """Decode `container`, paint its frames in chunks of `per_call` through `paint`, encode them into `out` with
+    the audio; returns (frames painted, whether there was audio). The chunks are what one ZeroGPU call paints."""
+    import av
+    done, last_pts, pending = 0, -1, []
+    vin = container.streams.video[0]
+    vin.thread_type = "AUTO"
+    ain = container.streams.audio[0] if container.streams.audio else None
+    # every output stream exists before the first packet is written (the mp4 header lists them)
+    vout = out.add_stream("libx264", rate=info["rate"])
+    vout.width, vout.height, vout.pix_fmt = size[0], size[1], "yuv420p"
+    vout.time_base = vout.codec_context.time_base = vin.time_base  # each frame keeps its own timestamp
+    vout.options = {"crf": CRF, "preset": PRESET}
+    aout, resample = _audio_stream(out, ain) if ain is not None else (None, None)
+
+    def flush():  # paint what is pending (one chunk), then encode it
+        nonlocal smoother, done
+        if not pending:
+            return
+        painted, smoother = paint([frame for frame, _ in pending], smoother)
+        for rgb, (_, pts) in zip(painted, pending):
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            picture.pts, picture.time_base = pts, vin.time_base
+            out.mux(vout.encode(picture))
+            done += 1
+            if progress is not None:
+                progress(done, max(done, info["frames"]), time.perf_counter() - t0)
+        pending.clear()
+    for packet in container.demux(*([vin] + ([ain] if ain is not None else []))):
+        if packet.stream is ain:
+            _mux_audio(out, aout, resample, packet)
+            continue
+        for frame in _decode(packet, done + len(pending)):
+            if cancelled is not None and cancelled():
+                raise Cancelled("The painting was cancelled; nothing was kept.")
+            # a damaged file may repeat or omit a timestamp; the muxer needs them increasing
+            last_pts = frame.pts if frame.pts is not None and frame.pts > last_pts else last_pts + 1
+            pending.append((_upright(frame, size, info["turns"]), last_pts))
+            if len(pending) >= per_call:
+                flush()
+    flush()
+    if not done:
+        raise InvalidVideoError("The video holds no frames.")
+    out.mux(vout.encode(None))
+    if resample is not None:
+        for frame in resample.resample(None) or []:
+            out.mux(aout.encode(frame))
+        out.mux(aout.encode(None))
+    return done, ain is not None
 
 
 def _decode_all(container, stream):

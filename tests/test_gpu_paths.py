@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fastnst import device as D
-from fastnst import inference
+from fastnst import inference, tiling
 from fastnst.errors import InvalidOptionError
 
 CUDA = torch.device("cuda", 0)
@@ -132,7 +132,7 @@ def test_a_t4_paints_one_picture_at_a_time_and_tiles_what_an_a100_paints_whole()
     assert t4.untiled_pixels < 16_000_000 <= a100.untiled_pixels + 1_000_000  # 16 MP tiled on a T4 only
     for plan, free in ((t4, 14.5 * GB), (a100, 79 * GB)):  # what runs at once fits, with its tiles' margins
         assert plan.concurrency * plan.untiled_pixels * D.BYTES_PER_PIXEL <= free
-        assert plan.concurrency * (plan.tile + 2 * inference.MARGIN) ** 2 * D.BYTES_PER_PIXEL <= free
+        assert plan.concurrency * (plan.tile + 2 * tiling.MARGIN) ** 2 * D.BYTES_PER_PIXEL <= free
         assert plan.tile % 4 == 0
     small = D.plan_for_memory(2 * GB)  # a card mostly taken by something else still paints, one at a time
     assert small.concurrency == 1 and small.tile >= D.TILE_RANGE[0] and small.untiled_pixels < 2_000_000

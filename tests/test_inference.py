@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 import fastnst.inference as inference
+import fastnst.tiling as tiling
 from fastnst import load_style, preserve_colors, stylize, stylize_tensor, tiled_forward
 from fastnst.errors import FastNSTError, InvalidImageError, InvalidOptionError
 from fastnst.imageio import image_to_tensor, load_image
@@ -57,7 +58,7 @@ def test_tiled_with_low_resolution_statistics(monkeypatch):
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
     x = smooth_photo(200, 200)
-    monkeypatch.setattr(inference, "STATS_PIXELS", 100 * 100)
+    monkeypatch.setattr(tiling, "STATS_PIXELS", 100 * 100)
     with torch.no_grad():
         whole, approx = net(x), tiled_forward(net, x, tile=80)
         exact = tiled_forward(net, x, tile=80, exact_stats=True)

@@ -167,19 +167,19 @@ def test_run_writes_artifacts_and_stop_then_resume_is_bitwise_identical(tmp_path
 def test_resume_restores_only_the_cuda_rng_states_this_machine_has(monkeypatch):
     """CPU-only, with CUDA faked: a checkpoint written on an 8-GPU machine (one CUDA RNG state per GPU, as older
     checkpoints hold) resumes on one GPU, restoring its own device's state and skipping the others'."""
-    from training import trainer
+    from training import checkpoint
     restored = []
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device)))
     states = [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]
     cpu_state = torch.get_rng_state()
-    trainer.restore_rng({"torch": cpu_state, "cuda": states}, torch.device("cuda", 0))
+    checkpoint.restore_rng({"torch": cpu_state, "cuda": states}, torch.device("cuda", 0))
     assert len(restored) == 1 and torch.equal(restored[0][0], states[0])
     assert torch.equal(torch.get_rng_state(), cpu_state)
     restored.clear()
-    trainer.restore_rng({"torch": cpu_state, "cuda": states[:2]}, torch.device("cuda", 3))  # no state saved for it
-    trainer.restore_rng({"torch": cpu_state, "cuda": states}, torch.device("cpu"))  # a CUDA run resumed on a CPU
+    checkpoint.restore_rng({"torch": cpu_state, "cuda": states[:2]}, torch.device("cuda", 3))  # no state saved for it
+    checkpoint.restore_rng({"torch": cpu_state, "cuda": states}, torch.device("cpu"))  # a CUDA run resumed on a CPU
     assert restored == []
-    trainer.restore_rng({"torch": cpu_state, "cuda": states[5]}, torch.device("cuda", 0))  # what is saved now
+    checkpoint.restore_rng({"torch": cpu_state, "cuda": states[5]}, torch.device("cuda", 0))  # what is saved now
     assert len(restored) == 1 and torch.equal(restored[0][0], states[5])
 
 

@@ -15,10 +15,10 @@ amount of data seen. Batch size defaults to 4 on CPU (Johnson's) and 16 on a GPU
 size does not depend on the batch, so lr stays 1e-3).
 
 Faults: every `checkpoint_every` steps, and on SIGINT/SIGTERM, the model, optimizer, step and RNG states are
-written atomically (temp file + os.replace) to the run folder's checkpoint; `resume=True` continues from it and
-reaches bitwise the same weights on CPU, because batches and noise are pure functions of (seed, step). On CUDA
-it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the backwards of nearest
-upsampling and reflection padding add with atomics, in no fixed order.
+written atomically (temp file + os.replace) to the run folder's checkpoint (training.checkpoint); `resume=True`
+continues from it and reaches bitwise the same weights on CPU, because batches and noise are pure functions of
+(seed, step). On CUDA it is close, not exact: cudnn.benchmark may pick other kernels after a restart, and the
+backwards of nearest upsampling and reflection padding add with atomics, in no fixed order.
 
 Speed: half-precision autocast and channels_last on GPUs (bf16 where native, else fp16 with a GradScaler) and
 bf16 on CPUs where it is faster (`fastnst.device.pick_precision`; Gram matrices and losses stay fp32 in
@@ -27,24 +27,22 @@ torch.compile, the photo cache resident on the GPU, and no host sync except ever
 image only runs through VGG up to the content layer.
 """
 import math
-import os
 import time
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from fastnst.device import AUTOCAST_DTYPES
-from fastnst.formats import DATA_FOLDER, DEVICE, HELDOUT_PREFIX, SPEED, STYLE_IMAGE, WALL_TIME
+from fastnst.formats import HELDOUT_PREFIX
 from fastnst.losses import PerceptualLoss
 from fastnst.models import build_model
 
 from . import data as D
+from .checkpoint import check_same_recipe, read_checkpoint, restore, save_checkpoint, snapshot
+from .finish import finish, mean_terms, preview
 from .paintings import Painting, load_painting, parse_paintings
-from .publish import export_family, export_preview, export_run
 from .recipe import (  # noqa: F401  (the defaults are re-exported: benches and older scripts import them here)
     BATCH_CPU,
     BATCH_GPU,
@@ -61,7 +59,7 @@ from .recipe import (  # noqa: F401  (the defaults are re-exported: benches and 
 )
 from .run_folder import HELDOUT_COLUMNS, CsvLog, RunFolder
 from .stability import moved_pair, stability_loss
-from .runtime import Dist, RunningLog, StopSignal, device_name, printer, training_memory_format
+from .runtime import Dist, RunningLog, StopSignal, printer, training_memory_format
 from .start import initial_weights, load_source, widen
 
 
@@ -70,64 +68,15 @@ def train(cfg: TrainConfig) -> dict:
     env = Dist(cfg.options.device)
     try:
         run = Run(cfg, env)
-        return run.finish(*run.loop())
+        return finish(run, *run.loop())
     finally:
         env.close()
 
 
-# ------------------------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(folder: RunFolder, state: dict) -> None:
-    """torch.save to a temp file, then rename: a crash mid-write never leaves a truncated checkpoint."""
-    tmp = folder.temp_checkpoint()
-    torch.save(state, tmp)
-    os.replace(tmp, folder.checkpoint)
-
-
-def read_checkpoint(folder: RunFolder, resume: bool) -> dict | None:
-    """The run's checkpoint when resuming; a folder that already holds a run is refused without --resume."""
-    if not folder.checkpoint.is_file():
-        return None
-    if not resume:
-        raise TrainingError(f"{folder.root} already holds a training run; pass --resume to continue it or "
-                            f"choose another --out.")
-    return torch.load(folder.checkpoint, map_location="cpu", weights_only=True)  # our own file, tensors only
-
-
-def restore_rng(rng: dict, device: torch.device) -> None:
-    """The checkpoint's RNG states, as far as this machine has their devices. The CUDA state is this process's
-    device's alone (older checkpoints hold one per GPU of the saving machine): a run on fewer GPUs skips the
-    rest, which costs nothing, because batches and noise come from their own seeded generators and nothing
-    draws from the default CUDA generator."""
-    torch.set_rng_state(rng["torch"])
-    states = rng.get("cuda")
-    if device.type != "cuda" or states is None or len(states) == 0:
-        return
-    if isinstance(states, torch.Tensor):
-        torch.cuda.set_rng_state(states, device)
-        return
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index < len(states):
-        torch.cuda.set_rng_state(states[index], device)
-
-
-COMPUTED_AS = ("precision",)  # recipe fields a resumed run may change
-
-
-def check_same_recipe(then: dict, recipe: Recipe, run_dir: Path) -> None:
-    """A checkpoint continues only under the recipe it was trained with (what the weights learned depends on
-    every field of it); keys a newer version added compare as their defaults. The precision is how the arithmetic
-    is done, chosen per machine (and on a CPU by timing): a run may continue in another one, on another card."""
-    defaults = asdict(Recipe())
-    changed = [f"{name} ({then.get(name, defaults[name])!r} → {now!r})" for name, now in recipe.learned().items()
-               if name not in COMPUTED_AS and then.get(name, defaults[name]) != now]
-    if changed:
-        raise TrainingError(f"Cannot resume {run_dir} with a different recipe: {', '.join(changed)}.")
-
-
 class Run:
     """One training run: set-up (`__init__`: checkpoint, loss and paintings, photos, network), the loop (`loop`:
-    `train_step` then `after_step`), held-out evaluation (`paint_heldout`) and the finish (`finish`: metrics,
-    recipe record, export)."""
+    `train_step` then `after_step`), held-out evaluation (`paint_heldout`); the finish (metrics, recipe record,
+    export) is training.finish's, the checkpoint's format training.checkpoint's."""
 
     def __init__(self, cfg: TrainConfig, env: Dist):
         self.env, self.device, self.say = env, env.device, printer(env.main)
@@ -218,12 +167,7 @@ class Run:
         self.scaler = torch.amp.GradScaler(device.type, enabled=r.precision == "fp16")
         self.start_step = 0
         if ckpt is not None:
-            net.load_state_dict(ckpt["model"])
-            self.opt.load_state_dict(ckpt["optimizer"])
-            self.start_step = ckpt["step"]
-            if ckpt.get("scaler"):
-                self.scaler.load_state_dict(ckpt["scaler"])
-            restore_rng(ckpt["rng"], device)
+            self.start_step = restore(ckpt, net, self.opt, self.scaler, device)
             then = ckpt["config"].get("precision", r.precision)
             self.say(f"resumed {self.run_dir} at step {self.start_step}"
                      f"{f' in {r.precision} (it ran in {then})' if then != r.precision else ''}")
@@ -237,12 +181,8 @@ class Run:
 
     def checkpoint(self, step: int) -> None:
         if self.env.main:
-            rng = {"torch": torch.get_rng_state(),
-                   "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
-            save_checkpoint(self.folder, {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
-                                          "step": step, "config": self.cfg.flat(), "rng": rng,
-                                          "scaler": self.scaler.state_dict(),
-                                          "data": {"count": self.cache.count, "cache": self.cache.path.stem}})
+            save_checkpoint(self.folder, snapshot(self.net, self.opt, self.scaler, step, self.cfg.flat(), self.cache,
+                                                  self.device))
 
     # ----------------------------------------------------------------------------------- phase and schedule
     def _enter_phase(self, step: int) -> None:
@@ -385,92 +325,13 @@ class Run:
         if step % opts.sample_every == 0 or step == self.total_steps:
             self.samples(step)
         if opts.preview_every and step % opts.preview_every == 0 and env.main:
-            self.preview()
+            preview(self)
         if finishing:
             return "finished"
         if stopping:
             self.signal = stop.received
             return "interrupted" if stop.received else "stopped"
         return None
-
-    # ---------------------------------------------------------------------------------------------- finish
-    def finish(self, status: str, step: int) -> dict:
-        result = {"status": status, "run_dir": self.run_dir, "step": step, "total_steps": self.total_steps}
-        if status != "finished":
-            self.say(f"{'got ' + self.signal + ': ' if self.signal else ''}stopped at step {step}/"
-                     f"{self.total_steps}; checkpoint saved in {self.folder.checkpoint}. Continue with the same "
-                     f"command plus --resume.")
-            self.env.barrier()
-            return result
-        if self.env.main:
-            outputs, per_style = self.paint_heldout()
-            metrics = self.metrics(step, per_style)
-            recipe = self.record()
-            self.folder.write_summary(recipe, metrics)
-            result.update(metrics=metrics, recipe=recipe, export=self.export(recipe, metrics, outputs))
-            self.say(f"done: {step} steps, {metrics[SPEED]} img/s, held-out total loss "
-                     f"{metrics[HELDOUT_PREFIX + 'total']:.4g}; exported to {result['export']}")
-        self.env.barrier()
-        return result
-
-    def metrics(self, step: int, per_style: dict) -> dict:
-        ips = (step - self.start_step) * self.g / self.loop_s if step > self.start_step else None
-        metrics = {**mean_terms(per_style), "steps": step, "images_seen": step * self.g,
-                   WALL_TIME: round(self.loop_s, 2), SPEED: round(ips, 2) if ips else None,
-                   DEVICE: device_name(self.device), "world_size": self.env.world, "heldout_images": int(self.n_held)}
-        if self.family:
-            metrics["per_style"] = per_style
-        return metrics
-
-    def record(self) -> dict:
-        """recipe.json and the card's recipe: the recipe as run, with what it ran on (file names only: absolute
-        local paths say nothing on a model card)."""
-        r, first = self.recipe, self.paintings[0]
-        record = {**{k: v for k, v in asdict(r).items() if k not in ("style", "data")},
-                  STYLE_IMAGE: Path(first.path).name, DATA_FOLDER: Path(r.data).name, "images": self.cache.count,
-                  "skipped": len(self.cache.skipped), "loss_network": Path(self.loss_fn.vgg.source).name,
-                  "content_layers": list(self.loss_fn.content_layers), "style_layers": list(self.loss_fn.style_layers),
-                  "model": r.model_config(), "global_batch": self.g, "total_steps": self.total_steps,
-                  "optimizer": "Adam", "style_weight": self.style_weight(first), "style_size": self.style_size(first)}
-        if self.family:
-            record["paintings"] = [{"slug": p.slug, STYLE_IMAGE: Path(p.path).name,
-                                    "style_weight": self.style_weight(p), "style_size": self.style_size(p)}
-                                   for p in self.paintings]
-        return record
-
-    def exportable(self) -> torch.nn.Module:
-        """A plain fp32 CPU copy of the network in eval mode (no DDP/compile wrapper, no channels_last)."""
-        model = build_model(self.recipe.model_config())
-        model.load_state_dict({k: v.float().cpu() for k, v in self.net.state_dict().items()})
-        return model.eval()
-
-    def preview(self) -> None:
-        """RUN/preview: the (first painting's) network as it is now, for a live preview of a run in progress."""
-        model = self.exportable()
-        export_preview(model.style_network(0) if self.family else model, self.run_dir)
-
-    def export(self, recipe: dict, metrics: dict, outputs: list[torch.Tensor]) -> Path:
-        """fp32 + fp16 Hub folders per painting (weights, config.json, model card, painting, samples) via
-        training.publish; a family also keeps itself in RUN/family (for --from and for continuing)."""
-        model = self.exportable()
-        if not self.family:
-            return Path(export_run(model, self.run_dir, style_image_path=Path(self.paintings[0].path),
-                                   recipe=recipe, metrics=metrics))
-        heldout = self.heldout.float().cpu()
-        styles = []
-        for k, (p, y) in enumerate(zip(self.paintings, outputs)):
-            own = {key: recipe["paintings"][k][key] for key in (STYLE_IMAGE, "style_weight", "style_size")}
-            styles.append({"slug": p.slug, "painting": Path(p.path), "recipe": {**recipe, **own, "family_index": k},
-                           "metrics": {**{m: v for m, v in metrics.items() if m != "per_style"},
-                                       **metrics["per_style"][p.slug]},
-                           "samples": [make_grid(torch.cat([heldout, y.cpu()]), nrow=len(heldout))]})
-        return Path(export_family(model, self.run_dir, styles=styles, recipe=recipe, metrics=metrics))
-
-
-def mean_terms(per_style: dict[str, dict]) -> dict:
-    """The loss terms averaged over a family's paintings (one painting: its own terms)."""
-    rows = list(per_style.values())
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
 __all__ = ["CARD_FIELDS", "Recipe", "Run", "RunOptions", "TrainConfig", "TrainingError", "train"]
