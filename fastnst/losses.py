@@ -152,6 +152,7 @@ class PerceptualLoss(nn.Module):
         per painting (default: style_weight for all)."""
         grams = [self.vgg(image, layers=self.style_layers) for image in styles]
         self.target_grams = {name: torch.cat([gram_matrix(g[name]) for g in grams]) for name in self.style_layers}
+        # Resized (not only pooled) so that a painting smaller than PALETTE_SIDE stacks with a family's others.
         self.target_colours = torch.cat([colours(F.interpolate(image, size=PALETTE_SIDE, mode="area"))
                                          for image in styles])
         weights = [self.style_weight] * len(styles) if weights is None else weights

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from fastnst.formats import WEIGHTS_FILE
 
-HISTORY_COLUMNS = ("step", "images", "total", "content", "style", "tv", "palette", "images_per_s", "elapsed_s")
 LOSS_TERMS = ("total", "content", "style", "tv", "palette")
+HISTORY_COLUMNS = ("step", "images", *LOSS_TERMS, "images_per_s", "elapsed_s")
 HELDOUT_COLUMNS = ("step", "images", *(f"heldout_{k}" for k in LOSS_TERMS))
 _COUNTS = ("step", "images")  # integer columns; the others are floats
 
