@@ -1,0 +1,91 @@
+"""The look campaign: fine-tune each gallery style with training/recipes/look.json until it meets bench/look.py's
+line, choosing on photo set A and confirming on set B. Resumable: a style whose network is already here is skipped.
+
+    python training/campaign/look/run.py                    # every style not done yet, in gallery order
+    python training/campaign/look/run.py the-kiss roosters  # just these
+
+Stage 1 starts from the shipped light network at 0.375x its style weight (where the first three styles met the
+line). If set A says content is lost, stage 2 (600 image-steps) goes on at 0.6x the weight; if the texture is too
+weak, at 1.5x. The style's network is copied here (no painting, no samples) and its verdicts appended to log.tsv.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+SHARED = REPO.parent / "shared" / "data"
+RUNS = Path("runs")          # relative to REPO (the working directory): bench.look keys its JSON by the path given
+PY = sys.executable
+HEADER = ["style", "stage", "style_weight", "set_A", "set_B"] + [f"{k}_{w}" for k in ("texture", "strokes", "content",
+          "palette", "stripes") for w in ("ours", "peer")]
+START_SHARE, LIGHTER, HEAVIER, STAGE2_STEPS = 0.375, 0.6, 1.5, 600
+
+
+def sh(*args) -> None:
+    print("+", " ".join(map(str, args)), flush=True)
+    subprocess.run([str(a) for a in args], cwd=REPO, check=True)
+
+
+def train(slug: str, out: Path, start: Path, weight: float, steps: int | None = None) -> Path:
+    recipe = json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]["recipe"]
+    if not (out / "export-fp16").exists():
+        sh(PY, "-m", "training", "--recipe", "training/recipes/look.json", "--data", SHARED / "content",
+           "--style", SHARED / "styles" / recipe["style_image"], "--from", start, "--style-weight", f"{weight:g}",
+           "--out", out, "--log-every", "50", "--checkpoint-every", "50", "--sample-every", "100000",
+           "--no-progress", *(("--image-steps", steps) if steps else ()),
+           *(("--resume",) if (out / "checkpoint.pt").exists() else ()))
+    return out / "export-fp16"
+
+
+def judge(net: Path, photo_set: str) -> dict:
+    """bench.look's medians for this network on 4 photos of the set, and which parts of the line it misses."""
+    report = net.parent.with_name(f"{net.parent.name}-{photo_set}.json")
+    if not report.exists():
+        sh(PY, "-m", "bench.look", "--styles", net, "--photo-set", photo_set, "--photos", "4", "--variant", "light",
+           "--json", report)
+    row = json.loads(report.read_text())["styles"][str(net)]
+    ours, peer = row["ours"], row["peer"]
+    misses = [k for k in ("content", "palette", "strokes") if ours[k] > peer[k]]
+    if ours["texture"] > 0.8 * peer["texture"]:
+        misses.append("texture")
+    return {"ours": ours, "peer": peer, "misses": misses}
+
+
+def campaign(slug: str) -> None:
+    dest = HERE / slug
+    if dest.exists():
+        print(f"{slug}: done already", flush=True)
+        return
+    weight = json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]["recipe"]["style_weight"]
+    weight *= START_SHARE
+    net = train(slug, RUNS / f"look-{slug}", Path("styles") / slug / "light", weight)
+    verdict = judge(net, "A")
+    stage = 1
+    if verdict["misses"]:
+        scene_lost = "content" in verdict["misses"]
+        weight *= LIGHTER if scene_lost else HEAVIER
+        net = train(slug, RUNS / f"look-{slug}-s2", net.with_name("export"), weight, STAGE2_STEPS)
+        verdict, stage = judge(net, "A"), 2
+    held_out = judge(net, "B")
+    dest.mkdir()
+    for name in ("config.json", "fastnst.json", "model.safetensors"):
+        shutil.copy(net / name, dest / name)
+    line = [slug, stage, f"{weight:g}", ",".join(verdict["misses"]) or "meets", ",".join(held_out["misses"]) or "meets"]
+    line += [f"{held_out[w][k]:.3f}" for k in ("texture", "strokes", "content", "palette", "stripes") for w in ("ours", "peer")]
+    log = HERE / "log.tsv"
+    with open(log, "a") as f:
+        if not log.stat().st_size:
+            f.write("\t".join(HEADER) + "\n")
+        f.write("\t".join(map(str, line)) + "\n")
+    print("\t".join(map(str, line)), flush=True)
+
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    order = sys.argv[1:] or [json.loads(p.read_text())["slug"] for p in sorted((REPO / "styles").glob("*/style.json"))]
+    for slug in order:
+        campaign(slug)
