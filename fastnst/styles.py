@@ -8,15 +8,16 @@ A style is named by
 - a local folder holding `config.json` + `model.safetensors` (what `save_pretrained` writes).
 
 A *mix* of gallery styles — `{"starry-night": 0.6, "the-scream": 0.4}`, or the same spelled
-`starry-night=0.6,the-scream=0.4` — is painted by the gallery's family network (`styles/family`: every gallery
-painting is one of its rows) with the rows blended by the weights (Dumoulin et al. 2017). The gallery's light
-networks are those rows, so a mix paints with the light network's convolutions on a GPU too; Hub and folder
-styles are not rows of that family and cannot be mixed (one sentence says so).
+`starry-night=0.6,the-scream=0.4` — is painted by the weighted mean of their networks' weights. Every gallery
+network is fine-tuned from the gallery's family network (`styles/family`, Dumoulin et al. 2017), so they are
+siblings that share a parent and their mean still paints; Hub and folder styles that are not fine-tuned from
+that family cannot be mixed (one sentence says so).
 
 Resolution order for a gallery slug: embedded copy → Hugging Face cache → `hf_hub_download` at the pinned
 revision. With `HF_HUB_OFFLINE=1` or no network, cached and embedded styles still load. Loaded networks stay in
 a small in-memory LRU per (style, variant, device).
 """
+import copy
 import os
 import threading
 from collections import OrderedDict
@@ -58,6 +59,7 @@ DEFAULT_STYLE = "starry-night"
 CACHE_SIZE = 8  # networks kept in memory; a full TransformerNet is 6.7 MB in fp32
 CHOICES = ("auto", *VARIANTS)
 FAMILY = "family"  # the gallery's family network, STYLES_DIR / FAMILY: not a gallery entry (no style.json)
+SIBLINGS = 0.9     # convolutions' cosine with the family's above which a network can be mixed with its siblings
 
 
 @dataclass
@@ -174,43 +176,39 @@ def _weights(mix: dict) -> dict:
     return {str(name).strip(): weight / total for name, weight in mix.items() if weight > 0}
 
 
-def _family_row(family, network) -> int | None:
-    """Which row of the family paints exactly like `network` (same convolutions, and that row's scale/shift as its
-    norms'), or None: a style trained elsewhere, or refined on its own after the family."""
-    own = network.state_dict()
-    rows = set(range(len(family.styles)))
-    for key, value in family.state_dict().items():
-        mine = own.get(key)
-        if mine is not None and value.shape == mine.shape:  # shared: a convolution
-            if not torch.allclose(value.float(), mine.float(), atol=1e-3):
-                return None
-        elif mine is not None and value.shape[1:] == mine.shape:  # a conditional norm's rows against its one row
-            rows = {k for k in rows if torch.allclose(value[k].float(), mine.float(), atol=1e-3)}
-        else:
-            return None
-    return rows.pop() if len(rows) == 1 else None
+def _sibling(family, network) -> bool:
+    """Whether `network` was fine-tuned from the family: the shape of one of its rows, and convolutions whose
+    cosine with the family's is near 1 (0.994 for the look campaign's networks; about 0 for unrelated ones)."""
+    own, parent = network.state_dict(), family.style_network(0).state_dict()
+    if own.keys() != parent.keys() or any(own[k].shape != v.shape for k, v in parent.items()):
+        return False
+    convs = [k for k, v in parent.items() if v.dim() == 4]
+    flat = [torch.cat([state[k].float().flatten() for k in convs]) for state in (own, parent)]
+    return float(torch.nn.functional.cosine_similarity(*flat, dim=0)) >= SIBLINGS
 
 
 def _mix(weights: dict, device: torch.device) -> Style:
+    """The weighted mean of every weight of the styles' networks: for the family's rows this is Dumoulin et al.'s
+    blend of scale/shift; for networks fine-tuned whole from the family it interpolates siblings that share a
+    parent, which stays on the painting path because fine-tuning moved the convolutions only a little."""
     folder = STYLES_DIR / FAMILY
     if not has_network(folder):
         raise InvalidOptionError(f"Mixing styles needs the gallery's family network, which is not in {STYLES_DIR}.")
     family = load_network(folder, "cpu")
-    blend = torch.zeros(len(family.styles))
-    titles = []
-    for name, weight in weights.items():
-        style = load_style(name, device="cpu")  # on a CPU, its light network where it has one: a family row
-        row = _family_row(family, style.network)
-        if row is None:
+    styles = [load_style(name, device="cpu") for name in weights]  # on a CPU: the light network where there is one
+    for style in styles:
+        if not _sibling(family, style.network):
             can = [n for n in available_styles()
-                   if _family_row(family, load_style(n, device="cpu").network) is not None]
-            raise InvalidOptionError(f"{style.title} is not painted by the gallery's family network, so it cannot "
-                                     f"be mixed; these styles can: {', '.join(can) or 'none'}.")
-        blend[row] += weight
-        titles.append(f"{style.title} {weight:.0%}")
-    network = family.style_network(blend).eval().to(device)
+                   if _sibling(family, load_style(n, device="cpu").network)]
+            raise InvalidOptionError(f"{style.title} is not fine-tuned from the gallery's family network, so it "
+                                     f"cannot be mixed; these styles can: {', '.join(can) or 'none'}.")
+    states = [style.network.state_dict() for style in styles]
+    network = copy.deepcopy(styles[0].network)
+    network.load_state_dict({key: sum(w * state[key].float() for w, state in zip(weights.values(), states))
+                             for key in states[0]})
+    titles = [f"{style.title} {weight:.0%}" for style, weight in zip(styles, weights.values())]
     label = ",".join(f"{name}={weight:.3g}" for name, weight in weights.items())
-    return Style(label, network, {"title": " · ".join(titles)}, str(folder), "light")
+    return Style(label, network.eval().to(device), {"title": " · ".join(titles)}, str(folder), "light")
 
 
 _cache: "OrderedDict[tuple, Style]" = OrderedDict()

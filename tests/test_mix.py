@@ -1,4 +1,5 @@
-"""Mixing gallery styles: a blend of their rows in the gallery's family network (Dumoulin et al. 2017)."""
+"""Mixing gallery styles: the weighted mean of their networks, siblings fine-tuned from the gallery's family."""
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -22,18 +23,17 @@ def painted(style, side=96):
     return np.asarray(stylize(PHOTO, style, max_side=side, device="cpu"), dtype=int)
 
 
-def norm_rows(network):
-    return {name: m.weight.detach().float() for name, m in network.named_modules()
-            if isinstance(m, torch.nn.InstanceNorm2d) and m.weight is not None}
+def weights(network):
+    return {name: value.float() for name, value in network.state_dict().items()}
 
 
-def test_a_mix_blends_the_rows_and_all_its_weight_on_one_style_is_that_style():
+def test_a_mix_is_the_weighted_mean_of_the_networks_and_all_its_weight_on_one_style_is_that_style():
     assert np.array_equal(painted({"starry-night": 1.0, "the-scream": 0.0}), painted("starry-night"))
-    first, second = (norm_rows(load_style(n, device="cpu", variant="light").network)
+    first, second = (weights(load_style(n, device="cpu", variant="light").network)
                      for n in ("starry-night", "the-scream"))
     mix = load_style({"starry-night": 3, "the-scream": 1}, device="cpu")  # weights are normalised: 0.75 / 0.25
     assert mix.title == "The Starry Night 75% · The Scream 25%"
-    for name, weight in norm_rows(mix.network).items():
+    for name, weight in weights(mix.network).items():
         assert torch.allclose(weight, 0.75 * first[name] + 0.25 * second[name], atol=1e-3)
     between = painted(mix)
     assert 0 < np.abs(between - painted("starry-night")).mean() and 0 < np.abs(between - painted("the-scream")).mean()
@@ -47,11 +47,11 @@ def test_every_gallery_style_mixes_and_one_outside_the_family_would_be_refused_b
             mixable.append(name)
         except InvalidOptionError as err:
             refused[name] = str(err)
-    assert mixable == available_styles()  # every gallery light network is a row of styles/family
+    assert mixable == available_styles()  # every gallery light network is fine-tuned from styles/family
     for name, sentence in refused.items():
         title = load_style(name, device="cpu", variant="light").title
-        assert sentence == (f"{title} is not painted by the gallery's family network, so it cannot be mixed; these "
-                            f"styles can: {', '.join(mixable)}.")
+        assert sentence == (f"{title} is not fine-tuned from the gallery's family network, so it cannot be mixed; "
+                            f"these styles can: {', '.join(mixable)}.")
     assert load_style({name: 1 for name in mixable}, device="cpu").title.count("·") == len(mixable) - 1
 
 
@@ -73,10 +73,23 @@ def test_bad_mixes_get_one_sentence(mix, message):
         load_style(mix, device="cpu")
 
 
+def test_a_network_fine_tuned_whole_from_a_gallery_style_mixes_with_the_others(tmp_path):
+    tuned = copy.deepcopy(load_style("starry-night", device="cpu", variant="light").network)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a small step off the family, as the look campaign's fine-tuning takes
+        for p in tuned.parameters():
+            p.add_(0.05 * p.abs().mean() * torch.randn_like(p))
+    tuned.save_pretrained(tmp_path / "tuned")
+    mix = load_style({str(tmp_path / "tuned"): 0.5, "the-scream": 0.5}, device="cpu")
+    scream = weights(load_style("the-scream", device="cpu", variant="light").network)
+    for name, weight in weights(mix.network).items():
+        assert torch.allclose(weight, 0.5 * tuned.state_dict()[name].float() + 0.5 * scream[name], atol=1e-3)
+
+
 def test_styles_outside_the_family_cannot_be_mixed(tmp_path):
     TransformerNet(width=0.5).save_pretrained(tmp_path / "mine")
-    with pytest.raises(InvalidOptionError, match="is not painted by the gallery's family network, so it cannot be "
-                                                 "mixed; these styles can: starry-night, "):
+    with pytest.raises(InvalidOptionError, match="mine is not fine-tuned from the gallery's family network, so it "
+                                                 "cannot be mixed; these styles can: starry-night, "):
         load_style({"starry-night": 0.5, str(tmp_path / "mine"): 0.5}, device="cpu")
     with pytest.raises(StyleNotFoundError):
         load_style({"starry-night": 0.5, "no-such-style": 0.5}, device="cpu")

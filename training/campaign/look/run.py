@@ -3,6 +3,7 @@ line, choosing on photo set A and confirming on set B. Resumable: a style whose 
 
     python training/campaign/look/run.py                    # every style not done yet, in gallery order
     python training/campaign/look/run.py the-kiss roosters  # just these
+    python training/campaign/look/run.py --install [SLUG..] # the finished networks into styles/<slug>/light
 
 Stage 1 starts from the shipped light network at 0.375x its style weight (where the first three styles met the
 line). If set A says content is lost, stage 2 (600 image-steps) goes on at 0.6x the weight; if the texture is too
@@ -22,6 +23,8 @@ RUNS = Path("runs")          # relative to REPO (the working directory): bench.l
 PY = sys.executable
 HEADER = ["style", "stage", "style_weight", "set_A", "set_B"] + [f"{k}_{w}" for k in ("texture", "strokes", "content",
           "palette", "stripes") for w in ("ours", "peer")]
+STAGES = {"the-scream": ["scream-w15", "scream-p1"],  # the first styles' runs, named before this driver
+          "composition-vii": ["look-composition-vii", "look-composition-vii-w025"]}
 START_SHARE, LIGHTER, HEAVIER, STAGE2_STEPS = 0.375, 0.6, 1.5, 600
 
 
@@ -84,8 +87,22 @@ def campaign(slug: str) -> None:
     print("\t".join(map(str, line)), flush=True)
 
 
+def install(slug: str) -> None:
+    """Put the style's campaign network into the gallery as its light network, each stage's run in its lineage."""
+    stages = STAGES.get(slug) or [f"look-{slug}", f"look-{slug}-s2"]
+    runs = [RUNS / name for name in stages if (RUNS / name / "export-fp16").exists()]
+    if not runs or (runs[-1] / "export-fp16" / "model.safetensors").read_bytes() != (HERE / slug / "model.safetensors").read_bytes():
+        raise SystemExit(f"{slug}: its runs are not on this machine; install it where they were trained")
+    for run in runs:
+        sh(PY, "-m", "training.gallery", run, "--slug", slug, "--light")
+
+
 if __name__ == "__main__":
     os.chdir(REPO)
+    if sys.argv[1:2] == ["--install"]:
+        for slug in sys.argv[2:] or sorted(p.name for p in HERE.iterdir() if (p / "model.safetensors").exists()):
+            install(slug)
+        raise SystemExit
     order = sys.argv[1:] or [json.loads(p.read_text())["slug"] for p in sorted((REPO / "styles").glob("*/style.json"))]
     for slug in order:
         campaign(slug)
