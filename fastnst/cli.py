@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "0.5 finer, up to 4 broader")
         p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one)")
         p.add_argument("--variant", default="auto", choices=CHOICES,
-                       help="network size for gallery styles (auto: light on CPU, full on GPU)")
+                       help="network size for gallery styles (auto: light where there is one)")
         return p
 
     p = painting("stylize", "paint a photo in a style", ("image", "input photo (jpg, png, webp, ...)"), "photo",

@@ -99,14 +99,14 @@ def available_styles() -> list[str]:
     return [m["slug"] for m in gallery()]
 
 
-def _pick_variant(variant: str, device: torch.device, have: list[str]) -> str:
-    """`auto` picks the light network on a CPU (several times faster there) and the full one on a GPU."""
+def _pick_variant(variant: str, have: list[str]) -> str:
+    """`auto` picks the light network on every device where the style has one: the gallery's light networks were
+    retrained for the look (bench/look.py) and its full ones were not, so they lose to the peer on a GPU too."""
     if variant not in CHOICES:
         raise InvalidOptionError(f"variant must be one of {', '.join(CHOICES)}, not {variant!r}.")
     if variant != "auto":
         return variant
-    prefer = ["light", "full"] if device.type == "cpu" else ["full", "light"]
-    return next((v for v in prefer if v in have), "full")
+    return "light" if "light" in have else "full"
 
 
 def _from_folder(name: str, folder: Path, device, meta: dict, source: str, variant: str = "full") -> Style:
@@ -118,7 +118,7 @@ def _resolve(name: str, variant: str, device: torch.device) -> Style:
     if "/" not in name and (slug_dir / METADATA_FILE).is_file():  # gallery slug
         meta = read_metadata(slug_dir)
         have = [v for v in VARIANTS if has_network(variant_dir(slug_dir, v))]
-        chosen = _pick_variant(variant, device, have)
+        chosen = _pick_variant(variant, have)
         if chosen in have:
             folder = variant_dir(slug_dir, chosen)
             return _from_folder(name, folder, device, meta, str(folder), chosen)

@@ -12,10 +12,12 @@ from fastnst.models import TransformerNet
 from tests.conftest import make_style_dir
 
 
-def test_gallery_lists_generated_style_and_picks_variant_by_device(gallery_dir):
+def test_gallery_lists_generated_style_and_auto_picks_the_light_network(gallery_dir):
     (entry,) = styles.gallery()
     assert entry["slug"] == "test-style" and entry["variants"] == ["full", "light"]
-    assert styles.load_style("test-style", device="cpu").variant == "light"  # CPU prefers the light net
+    assert styles.load_style("test-style", device="cpu").variant == "light"
+    # one size on every device: only the light networks were retrained for the look
+    assert styles._pick_variant("auto", ["full", "light"]) == "light" and styles._pick_variant("auto", ["full"]) == "full"
     full = styles.load_style("test-style", device="cpu", variant="full")
     assert full.variant == "full" and full.title == "Test Style"
     assert next(full.network.parameters()).dtype == torch.float32  # fp16 on disk, fp32 in memory
