@@ -5,6 +5,7 @@ on set B is skipped, one that does not goes on, and every run resumes from its c
     python training/campaign/look/run.py                    # every style not done yet, in gallery order
     python training/campaign/look/run.py the-kiss roosters  # just these
     python training/campaign/look/run.py --install [SLUG..] # the finished networks into styles/<slug>/light
+    python training/campaign/look/run.py --table            # the log as docs/gallery.md's table
 
 Stage 1 starts from the shipped light network at 0.375x its style weight (where the first three styles met the
 line). While set A misses it or meets it by less than 3 %, a later stage (600 image-steps, up to 3 stages)
@@ -113,8 +114,24 @@ def install(slug: str) -> None:
         sh(PY, "-m", "training.gallery", run, "--slug", slug, "--light")
 
 
+def table() -> None:
+    """The log's last row per style as a Markdown table, for docs/gallery.md."""
+    rows = [dict(zip(HEADER, line.split("\t"))) for line in (HERE / "log.tsv").read_text().splitlines()[1:]]
+    last = {row["style"]: row for row in rows}
+    print("| style | stages | last style weight | set A (chose) | set B (held out) | content ours / peer | "
+          "palette ours / peer | strokes ours / peer | texture ours / 0.8x peer |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for slug, r in last.items():
+        print(f"| {slug} | {r['stage']} | {r['style_weight']} | {r['set_A']} | {r['set_B']} | {r['content_ours']} / "
+              f"{r['content_peer']} | {r['palette_ours']} / {r['palette_peer']} | {r['strokes_ours']} / {r['strokes_peer']} | "
+              f"{r['texture_ours']} / "
+              f"{0.8 * float(r['texture_peer']):.3f} |")
+
+
 if __name__ == "__main__":
     os.chdir(REPO)
+    if sys.argv[1:2] == ["--table"]:
+        raise SystemExit(table())
     if sys.argv[1:2] == ["--install"]:
         for slug in sys.argv[2:] or sorted(p.name for p in HERE.iterdir() if (p / "model.safetensors").exists()):
             install(slug)
