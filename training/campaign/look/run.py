@@ -27,7 +27,7 @@ PY = sys.executable
 HEADER = ["style", "stage", "style_weight", "set_A", "set_B"] + [f"{k}_{w}" for k in ("texture", "strokes", "content",
           "palette", "stripes") for w in ("ours", "peer")]
 STAGES = {"the-scream": ["scream-w15", "scream-p1"],  # the first styles' runs, named before this driver
-          "composition-vii": ["look-composition-vii", "look-composition-vii-w025"]}
+          "composition-vii": ["look-composition-vii", "look-composition-vii-w025", "look-composition-vii-s3"]}
 START_SHARE, LIGHTER, HEAVIER, LATER_STEPS, MAX_STAGES, MARGIN = 0.375, 0.6, 1.5, 600, 3, 0.97
 
 
