@@ -1,5 +1,5 @@
 """The gallery as shipped in `styles/`: every style named, credited, gated on photos nobody tuned on, listed in the
-Space's card, and a row of the family network (so every pair mixes)."""
+Space's card, and fine-tuned from the family network (so every pair mixes)."""
 import pytest
 from huggingface_hub.repocard import metadata_load
 
