@@ -81,6 +81,17 @@ def texture_loss(feats: dict, painting_grams: dict) -> float:
     return float(style_loss(feats, painting_grams))
 
 
+def texture_ratio(feats: dict, photo_feats: dict, painting_grams: dict) -> float:
+    """A picture's texture loss against the painting over its photo's: below 1, closer to the painting."""
+    return texture_loss(feats, painting_grams) / texture_loss(photo_feats, painting_grams)
+
+
+def content_lost(feats: dict, photo_feats: dict) -> float:
+    """‖relu3_1(picture) − relu3_1(photo)‖² over ‖relu3_1(photo)‖²: how much of the scene is gone."""
+    feat, ref_feat = feats[CONTENT_LAYER], photo_feats[CONTENT_LAYER]
+    return float((feat - ref_feat).pow(2).sum() / ref_feat.pow(2).sum())
+
+
 def colour_distance(x: torch.Tensor, y: torch.Tensor, projections: torch.Tensor, samples: int = 8192) -> float:
     """Sliced Wasserstein-1 distance between the RGB colours of two pictures (fixed projections and samples)."""
     gen = torch.Generator().manual_seed(0)
@@ -128,11 +139,10 @@ class Judge:
         grams, grey_grams, art = self.painting(painting)
         ours, ref = (self.vgg(t, STYLE_LAYERS) for t in (picture, photo))  # CONTENT_LAYER is among them
         grey_ours, grey_ref = (self.vgg(grey(t), STYLE_LAYERS) for t in (picture, photo))
-        feat, ref_feat = ours[CONTENT_LAYER], ref[CONTENT_LAYER]
         return {
-            "texture": texture_loss(ours, grams) / texture_loss(ref, grams),
-            "strokes": texture_loss(grey_ours, grey_grams) / texture_loss(grey_ref, grey_grams),
-            "content": float((feat - ref_feat).pow(2).sum() / ref_feat.pow(2).sum()),
+            "texture": texture_ratio(ours, ref, grams),
+            "strokes": texture_ratio(grey_ours, grey_ref, grey_grams),
+            "content": content_lost(ours, ref),
             "palette": colour_distance(picture, art, self.projections) / colour_distance(photo, art, self.projections),
             "stripes": stripe_score(picture) / stripe_score(photo),
         }

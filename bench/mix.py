@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import fastnst
-from bench.look import CONTENT_LAYER, STYLE_LAYERS, Judge, log, painting_of, photo_set, texture_loss, to_view
+from bench.look import STYLE_LAYERS, Judge, content_lost, log, painting_of, photo_set, texture_ratio, to_view
 from fastnst.errors import FastNSTError
 from fastnst.imageio import load_image, resize_max_side
 from fastnst.styles import gallery, load_style
@@ -34,11 +34,9 @@ KEPT = 1.1   # a mix may lose at most this much more of the scene than the worse
 def scores(judge: Judge, picture, photo, paintings: dict) -> dict:
     """Texture against every painting of the pair, and content, for one painted photo (features taken once)."""
     ours, ref = (judge.vgg(t, STYLE_LAYERS) for t in (picture, photo))
-    feat, ref_feat = ours[CONTENT_LAYER], ref[CONTENT_LAYER]
-    row = {"content": float((feat - ref_feat).pow(2).sum() / ref_feat.pow(2).sum())}
+    row = {"content": content_lost(ours, ref)}
     for name, path in paintings.items():
-        grams = judge.painting(path)[0]
-        row[f"texture:{name}"] = texture_loss(ours, grams) / texture_loss(ref, grams)
+        row[f"texture:{name}"] = texture_ratio(ours, ref, judge.painting(path)[0])
     return row
 
 

@@ -176,10 +176,10 @@ def _weights(mix: dict) -> dict:
     return {str(name).strip(): weight / total for name, weight in mix.items() if weight > 0}
 
 
-def _sibling(family, network) -> bool:
-    """Whether `network` was fine-tuned from the family: the shape of one of its rows, and convolutions whose
-    cosine with the family's is near 1 (0.994 for the look campaign's networks; about 0 for unrelated ones)."""
-    own, parent = network.state_dict(), family.style_network(0).state_dict()
+def _sibling(parent: dict, network) -> bool:
+    """Whether `network` was fine-tuned from the family (`parent`: the state of one of its rows): that shape, and
+    convolutions whose cosine with the family's is near 1 (0.994 for the look campaign's; about 0 for unrelated)."""
+    own = network.state_dict()
     if own.keys() != parent.keys() or any(own[k].shape != v.shape for k, v in parent.items()):
         return False
     convs = [k for k, v in parent.items() if v.dim() == 4]
@@ -194,12 +194,11 @@ def _mix(weights: dict, device: torch.device) -> Style:
     folder = STYLES_DIR / FAMILY
     if not has_network(folder):
         raise InvalidOptionError(f"Mixing styles needs the gallery's family network, which is not in {STYLES_DIR}.")
-    family = load_network(folder, "cpu")
+    parent = load_network(folder, "cpu").style_network(0).state_dict()
     styles = [load_style(name, device="cpu") for name in weights]  # on a CPU: the light network where there is one
     for style in styles:
-        if not _sibling(family, style.network):
-            can = [n for n in available_styles()
-                   if _sibling(family, load_style(n, device="cpu").network)]
+        if not _sibling(parent, style.network):
+            can = [n for n in available_styles() if _sibling(parent, load_style(n, device="cpu").network)]
             raise InvalidOptionError(f"{style.title} is not fine-tuned from the gallery's family network, so it "
                                      f"cannot be mixed; these styles can: {', '.join(can) or 'none'}.")
     states = [style.network.state_dict() for style in styles]
