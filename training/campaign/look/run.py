@@ -36,8 +36,18 @@ def sh(*args) -> None:
     subprocess.run([str(a) for a in args], cwd=REPO, check=True)
 
 
+def shipped_recipe(slug: str) -> dict:
+    """The gallery light network's recipe (its painting, style weight): the pre-campaign one until installed."""
+    return json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]["recipe"]
+
+
+def log_rows() -> list[dict]:
+    log = HERE / "log.tsv"
+    return [dict(zip(HEADER, line.split("\t"))) for line in log.read_text().splitlines()[1:]] if log.exists() else []
+
+
 def train(slug: str, out: Path, start: Path, weight: float, steps: int | None = None) -> Path:
-    recipe = json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]["recipe"]
+    recipe = shipped_recipe(slug)
     if not (out / "export-fp16").exists():
         sh(PY, "-m", "training", "--recipe", "training/recipes/look.json", "--data", SHARED / "content",
            "--style", SHARED / "styles" / recipe["style_image"], "--from", start, "--style-weight", f"{weight:g}",
@@ -67,18 +77,15 @@ def stage_runs(slug: str) -> list[Path]:
 
 def done(slug: str) -> bool:
     """Its network is here and its last verdict on set B meets the line."""
-    log = HERE / "log.tsv"
-    rows = [line.split("\t") for line in log.read_text().splitlines()[1:]] if log.exists() else []
-    last = [row for row in rows if row[0] == slug][-1:]
-    return (HERE / slug).exists() and bool(last) and last[0][4] == "meets"
+    last = [row for row in log_rows() if row["style"] == slug][-1:]
+    return (HERE / slug).exists() and bool(last) and last[0]["set_B"] == "meets"
 
 
 def campaign(slug: str) -> None:
     if done(slug):
         print(f"{slug}: done already", flush=True)
         return
-    weight = json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]["recipe"]["style_weight"]
-    weight *= START_SHARE
+    weight = shipped_recipe(slug)["style_weight"] * START_SHARE
     runs = stage_runs(slug)
     net = train(slug, runs[0], Path("styles") / slug / "light", weight)
     verdict, stage = judge(net, "A", MARGIN), 1
@@ -116,8 +123,7 @@ def install(slug: str) -> None:
 
 def table() -> None:
     """The log's last row per style as a Markdown table, for docs/gallery.md."""
-    rows = [dict(zip(HEADER, line.split("\t"))) for line in (HERE / "log.tsv").read_text().splitlines()[1:]]
-    last = {row["style"]: row for row in rows}
+    last = {row["style"]: row for row in log_rows()}
     print("| style | stages | last style weight | set A (chose) | set B (held out) | content ours / peer | "
           "palette ours / peer | strokes ours / peer | texture ours / 0.8x peer |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
