@@ -283,9 +283,11 @@ def test_the_gallery_thumbnail_is_the_light_networks_whichever_network_is_export
     assert light_tile != full_tile
     G.add_to_gallery(full_run, "my-style", light=False)  # the full network exported again, last
     assert (folder / "tile.jpg").read_bytes() == light_tile
+    G.add_to_gallery(light_run, "my-style", light=True)  # installed twice: its history says it once
 
     meta = json.loads((folder / "style.json").read_text())
     assert set(meta["networks"]) == {"full", "light"} and "max_side" not in meta
     assert (meta["title"], meta["artist"], meta["slug"]) == ("Mine", "Me", "my-style")
-    assert len(meta["networks"]["full"]["lineage"]) == 2  # each export of the full network recorded, oldest first
+    assert len(meta["networks"]["full"]["lineage"]) == 1  # the same run installed again is not a second run
+    assert [entry["run"] for entry in meta["networks"]["light"]["lineage"]] == [light_run.name]
     assert metadata_load(readme)["models"] == ["fastnst/my-style"]

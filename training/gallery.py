@@ -66,12 +66,16 @@ def add_to_gallery(run_dir: Path, slug: str, *, light: bool, order: int | None =
         meta["order"] = order
     recipe = {k: v for k, v in info["recipe"].items() if k != "loss_weights"}  # a local path says nothing
     metrics = info.get("metrics", {})
-    # the runs behind a network, oldest first: a continued network (`--from styles/family`) keeps its history
-    lineage = [*gallery_record(meta, variant).get("lineage", []), {
-        "run": f"{Path(run_dir).name} (--from {recipe.get('from_network')})" if recipe.get("from_network")
-        else Path(run_dir).name,
-        "paintings": len(recipe.get("model", {}).get("styles") or []) or 1, "image_steps": metrics.get("images_seen"),
-        "wall_time_s": metrics.get("wall_time_s"), "style_weight": recipe.get("style_weight")}]
+    # the runs behind a network, oldest first: a continued network (`--from styles/family`) keeps its history, and
+    # installing a run again rewrites its history from that run on instead of recording it twice
+    run = f"{Path(run_dir).name} (--from {recipe.get('from_network')})" if recipe.get("from_network") \
+        else Path(run_dir).name
+    history = gallery_record(meta, variant).get("lineage", [])
+    history = history[:next((i for i, entry in enumerate(history) if entry["run"] == run), len(history))]
+    lineage = [*history, {
+        "run": run, "paintings": len(recipe.get("model", {}).get("styles") or []) or 1,
+        "image_steps": metrics.get("images_seen"), "wall_time_s": metrics.get("wall_time_s"),
+        "style_weight": recipe.get("style_weight")}]
     set_gallery_record(meta, variant, {"recipe": recipe, "metrics": metrics, "lineage": lineage,
                                        "trained_on": TRAINED_ON.format(images=recipe.get("images"))})
     write_metadata(folder, meta)

@@ -36,9 +36,17 @@ def sh(*args) -> None:
     subprocess.run([str(a) for a in args], cwd=REPO, check=True)
 
 
-def shipped_recipe(slug: str) -> dict:
-    """The gallery light network's recipe (its painting, style weight): the pre-campaign one until installed."""
-    return json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]["recipe"]
+def shipped(slug: str) -> dict:
+    """The gallery's record of the style's light network: its recipe (painting, style weight) and lineage."""
+    return json.loads((REPO / "styles" / slug / "style.json").read_text())["networks"]["light"]
+
+
+def start_weight(slug: str) -> float:
+    """Stage 1's style weight: a share of the pre-campaign network's, read from the lineage once installed."""
+    record, names = shipped(slug), {run.name for run in stage_runs(slug)}
+    before = [entry for entry in record["lineage"] if entry["run"].split(" ")[0] not in names]
+    weight = before[-1]["style_weight"] if len(before) < len(record["lineage"]) else record["recipe"]["style_weight"]
+    return float(weight) * START_SHARE
 
 
 def log_rows() -> list[dict]:
@@ -47,7 +55,7 @@ def log_rows() -> list[dict]:
 
 
 def train(slug: str, out: Path, start: Path, weight: float, steps: int | None = None) -> Path:
-    recipe = shipped_recipe(slug)
+    recipe = shipped(slug)["recipe"]
     if not (out / "export-fp16").exists():
         sh(PY, "-m", "training", "--recipe", "training/recipes/look.json", "--data", SHARED / "content",
            "--style", SHARED / "styles" / recipe["style_image"], "--from", start, "--style-weight", f"{weight:g}",
@@ -85,7 +93,7 @@ def campaign(slug: str) -> None:
     if done(slug):
         print(f"{slug}: done already", flush=True)
         return
-    weight = shipped_recipe(slug)["style_weight"] * START_SHARE
+    weight = start_weight(slug)
     runs = stage_runs(slug)
     net = train(slug, runs[0], Path("styles") / slug / "light", weight)
     verdict, stage = judge(net, "A", MARGIN), 1
