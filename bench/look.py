@@ -169,9 +169,14 @@ def run_label(name: str) -> str:
     return f" ({path.parent.name})" if len(path.parts) > 1 else ""
 
 
+def misses(ours: dict, peer: dict, margin: float = 1.0) -> list[str]:
+    """The measures where ours is over the line; `margin` < 1 also names those within (1 - margin) of it."""
+    limits = {**{k: peer[k] for k in ("content", "palette", "strokes")}, "texture": TEXTURE_SHARE * peer["texture"]}
+    return [k for k, limit in limits.items() if ours[k] > margin * limit]
+
+
 def meets_line(ours: dict, peer: dict) -> bool:
-    return (ours["content"] <= peer["content"] and ours["palette"] <= peer["palette"]
-            and ours["strokes"] <= peer["strokes"] and ours["texture"] <= TEXTURE_SHARE * peer["texture"])
+    return not misses(ours, peer)
 
 
 def medians(rows: list[dict]) -> dict:
