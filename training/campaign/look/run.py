@@ -8,9 +8,11 @@ on set B is skipped, one that does not goes on, and every run resumes from its c
     python training/campaign/look/run.py --table            # the log as docs/gallery.md's table
 
 Stage 1 starts from the shipped light network at 0.375x its style weight (where the first three styles met the
-line). While set A misses it or meets it by less than 3 %, a later stage (600 image-steps, up to 3 stages)
-continues the last: at 0.6x the weight if content is lost, at 1.5x if texture is weak, at the same if both are
-tight. The style's network is copied here (no painting, no samples) and its verdicts appended to log.tsv.
+line). While set A misses it or meets it by less than 3 %, a later stage (600 image-steps, up to 4 stages)
+continues the last. If content is lost: the photo held at relu3_1 as well as relu4_2 if it was not yet (at the same
+weight; this kept more texture than a lighter weight at the same content), else 0.6x the weight; 1.5x the weight if
+the texture is weak; the same if both are tight. A run already on disk counts with the weight and layers it was
+trained with. The style's network is copied here (no painting, no samples) and its verdicts appended to log.tsv.
 """
 import json
 import os
@@ -27,10 +29,11 @@ SHARED = REPO.parent / "shared" / "data"
 RUNS = Path("runs")          # relative to REPO (the working directory): bench.look keys its JSON by the path given
 PY = sys.executable
 HEADER = ["style", "stage", "style_weight", "set_A", "set_B"] + [f"{k}_{w}" for k in ("texture", "strokes", "content",
-          "palette", "stripes") for w in ("ours", "peer")]
+          "palette", "stripes") for w in ("ours", "peer")] + ["content_layers"]  # rows before it: relu4_2
 STAGES = {"the-scream": ["scream-w15", "scream-p1"],  # the first styles' runs, named before this driver
           "composition-vii": ["look-composition-vii", "look-composition-vii-w025", "look-composition-vii-s3"]}
-START_SHARE, LIGHTER, HEAVIER, LATER_STEPS, MAX_STAGES, MARGIN = 0.375, 0.6, 1.5, 600, 3, 0.97
+START_SHARE, LIGHTER, HEAVIER, LATER_STEPS, MAX_STAGES, MARGIN = 0.375, 0.6, 1.5, 600, 4, 0.97
+CONTENT, MORE_CONTENT = ["relu4_2"], ["relu3_1", "relu4_2"]
 
 
 def sh(*args) -> None:
@@ -56,15 +59,17 @@ def log_rows() -> list[dict]:
     return [dict(zip(HEADER, line.split("\t"))) for line in log.read_text().splitlines()[1:]] if log.exists() else []
 
 
-def train(slug: str, out: Path, start: Path, weight: float, steps: int | None = None) -> Path:
-    recipe = shipped(slug)["recipe"]
-    if not (out / "export-fp16").exists():
+def train(slug: str, out: Path, start: Path, weight: float, layers: list, steps: int | None = None) -> tuple:
+    """The run's network, its style weight and content layers: trained now, or as it was if it is on disk."""
+    net = out / "export-fp16"
+    if not net.exists():
         sh(PY, "-m", "training", "--recipe", "training/recipes/look.json", "--data", SHARED / "content",
-           "--style", SHARED / "styles" / recipe["style_image"], "--from", start, "--style-weight", f"{weight:g}",
-           "--out", out, "--log-every", "50", "--checkpoint-every", "50", "--sample-every", "100000",
-           "--no-progress", *(("--image-steps", steps) if steps else ()),
-           *(("--resume",) if (out / "checkpoint.pt").exists() else ()))
-    return out / "export-fp16"
+           "--style", SHARED / "styles" / shipped(slug)["recipe"]["style_image"], "--from", start,
+           "--style-weight", f"{weight:g}", "--content-layers", ",".join(layers), "--out", out, "--log-every", "50",
+           "--checkpoint-every", "50", "--sample-every", "100000", "--no-progress",
+           *(("--image-steps", steps) if steps else ()), *(("--resume",) if (out / "checkpoint.pt").exists() else ()))
+    recipe = json.loads((net / "fastnst.json").read_text())["recipe"]
+    return net, recipe["style_weight"], recipe.get("content_layers") or CONTENT
 
 
 def judge(net: Path, photo_set: str, margin: float = 1.0) -> dict:
@@ -93,17 +98,18 @@ def campaign(slug: str) -> None:
     if done(slug):
         print(f"{slug}: done already", flush=True)
         return
-    weight = start_weight(slug)
     runs = stage_runs(slug)
-    net = train(slug, runs[0], Path("styles") / slug / "light", weight)
+    net, weight, layers = train(slug, runs[0], Path("styles") / slug / "light", start_weight(slug), CONTENT)
     verdict, stage = judge(net, "A", MARGIN), 1
-    for run in runs[1:]:  # each later stage continues the last: lighter if set A lost the scene, heavier if the
-        misses = set(verdict["misses"])  # texture is weak, at the same weight if both are tight
-        if not misses:
+    for run in runs[1:]:  # each later stage continues the last, as the module's docstring says
+        missed = set(verdict["misses"])
+        if not missed:
             break
-        if not {"content", "texture"} <= misses:
-            weight *= LIGHTER if "content" in misses else HEAVIER
-        net = train(slug, run, net.with_name("export"), weight, LATER_STEPS)
+        if "content" in missed and layers == CONTENT:
+            layers = MORE_CONTENT
+        elif not {"content", "texture"} <= missed:
+            weight *= LIGHTER if "content" in missed else HEAVIER
+        net, weight, layers = train(slug, run, net.with_name("export"), weight, layers, LATER_STEPS)
         verdict, stage = judge(net, "A", MARGIN), stage + 1
     held_out = judge(net, "B")
     dest = HERE / slug
@@ -112,6 +118,7 @@ def campaign(slug: str) -> None:
         shutil.copy(net / name, dest / name)
     line = [slug, stage, f"{weight:g}", ",".join(verdict["misses"]) or "meets", ",".join(held_out["misses"]) or "meets"]
     line += [f"{held_out[w][k]:.3f}" for k in ("texture", "strokes", "content", "palette", "stripes") for w in ("ours", "peer")]
+    line += [",".join(layers)]
     log = HERE / "log.tsv"
     with open(log, "a") as f:
         if not log.stat().st_size:
