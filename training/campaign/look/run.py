@@ -139,11 +139,12 @@ def install(slug: str) -> None:
 def table() -> None:
     """The log's last row per style as a Markdown table, for docs/gallery.md."""
     last = {row["style"]: row for row in log_rows()}
-    print("| style | stages | last style weight | set A (chose) | set B (held out) | content ours / peer | "
+    print("| style | stages | last style weight | content at | set A (chose) | set B (held out) | content ours / peer | "
           "palette ours / peer | strokes ours / peer | texture ours / 0.8x peer |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for slug, r in last.items():
-        print(f"| {slug} | {r['stage']} | {r['style_weight']} | {r['set_A']} | {r['set_B']} | {r['content_ours']} / "
+        print(f"| {slug} | {r['stage']} | {r['style_weight']} | {r.get('content_layers') or CONTENT[0]} | {r['set_A']} | "
+              f"{r['set_B']} | {r['content_ours']} / "
               f"{r['content_peer']} | {r['palette_ours']} / {r['palette_peer']} | {r['strokes_ours']} / {r['strokes_peer']} | "
               f"{r['texture_ours']} / "
               f"{0.8 * float(r['texture_peer']):.3f} |")
