@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO))  # a script in the repository: bench.look's line is the one it chooses by
-from bench.look import misses  # noqa: E402
+from bench.look import TEXTURE_SHARE, misses  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 RUNS = Path("runs")          # relative to REPO (the working directory): bench.look keys its JSON by the path given
 PY = sys.executable
@@ -140,14 +140,14 @@ def table() -> None:
     """The log's last row per style as a Markdown table, for docs/gallery.md."""
     last = {row["style"]: row for row in log_rows()}
     print("| style | stages | last style weight | content at | set A (chose) | set B (held out) | content ours / peer | "
-          "palette ours / peer | strokes ours / peer | texture ours / 0.8x peer |")
+          f"palette ours / peer | strokes ours / peer | texture ours / {TEXTURE_SHARE:g}x peer |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for slug, r in last.items():
         print(f"| {slug} | {r['stage']} | {r['style_weight']} | {r.get('content_layers') or CONTENT[0]} | {r['set_A']} | "
               f"{r['set_B']} | {r['content_ours']} / "
               f"{r['content_peer']} | {r['palette_ours']} / {r['palette_peer']} | {r['strokes_ours']} / {r['strokes_peer']} | "
               f"{r['texture_ours']} / "
-              f"{0.8 * float(r['texture_peer']):.3f} |")
+              f"{TEXTURE_SHARE * float(r['texture_peer']):.3f} |")
 
 
 if __name__ == "__main__":
