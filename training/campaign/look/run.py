@@ -88,6 +88,20 @@ def stage_runs(slug: str) -> list[Path]:
             [f"look-{slug}", *(f"look-{slug}-s{n}" for n in range(2, MAX_STAGES + 1))]]
 
 
+def restore(slug: str) -> int:
+    """The last stage whose network is on disk. Where the runs are gone (another machine), the network committed
+    here stands in for the last logged stage's run, so that the campaign goes on from it instead of from scratch."""
+    runs = stage_runs(slug)
+    on_disk = [n for n, run in enumerate(runs, 1) if (run / "export-fp16").exists()]
+    last = [row for row in log_rows() if row["style"] == slug][-1:]
+    if on_disk or not last or not (HERE / slug / "model.safetensors").exists():
+        return on_disk[-1] if on_disk else 0
+    stage = int(last[0]["stage"])
+    for name in ("export-fp16", "export"):  # `export` is what the next stage starts from
+        shutil.copytree(HERE / slug, runs[stage - 1] / name)
+    return stage
+
+
 def done(slug: str) -> bool:
     """Its network is here and its last verdict on set B meets the line."""
     last = [row for row in log_rows() if row["style"] == slug][-1:]
@@ -98,10 +112,14 @@ def campaign(slug: str) -> None:
     if done(slug):
         print(f"{slug}: done already", flush=True)
         return
-    runs = stage_runs(slug)
-    net, weight, layers = train(slug, runs[0], Path("styles") / slug / "light", start_weight(slug), CONTENT)
-    verdict, stage = judge(net, "A", MARGIN), 1
-    for run in runs[1:]:  # each later stage continues the last, as the module's docstring says
+    runs, stage = stage_runs(slug), restore(slug)
+    if stage:
+        net, weight, layers = train(slug, runs[stage - 1], None, 0, [])
+    else:
+        net, weight, layers = train(slug, runs[0], Path("styles") / slug / "light", start_weight(slug), CONTENT)
+        stage = 1
+    verdict = judge(net, "A", MARGIN)
+    for run in runs[stage:]:  # each later stage continues the last, as the module's docstring says
         missed = set(verdict["misses"])
         if not missed:
             break
