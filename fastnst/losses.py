@@ -89,9 +89,12 @@ PALETTE_SIDE = 64        # colours are compared on a small copy: the palette doe
 PALETTE_PROJECTIONS = 32
 
 
-def colours(image: torch.Tensor) -> torch.Tensor:
+GAMUT_SIDE = 32          # the picture's colours for the gamut term: each is compared with all of the painting's
+
+
+def colours(image: torch.Tensor, side: int = PALETTE_SIDE) -> torch.Tensor:
     """(B, 3, H, W) → (B, N, 3): the colours of a small copy of each picture."""
-    small = F.adaptive_avg_pool2d(image.float(), PALETTE_SIDE) if min(image.shape[-2:]) > PALETTE_SIDE else image
+    small = F.adaptive_avg_pool2d(image.float(), side) if min(image.shape[-2:]) > side else image
     return small.float().flatten(2).transpose(1, 2)
 
 
@@ -107,6 +110,15 @@ def palette_loss(image: torch.Tensor, targets: torch.Tensor, style_ids: torch.Te
     if b.shape[1] != a.shape[1]:  # the painting's quantiles at the picture's count
         b = F.interpolate(b.transpose(1, 2), size=a.shape[1], mode="linear", align_corners=True).transpose(1, 2)
     return (a - b).pow(2).mean()
+
+
+def gamut_loss(image: torch.Tensor, targets: torch.Tensor, style_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared distance from each of the picture's colours to the nearest of its painting's (`targets` as in
+    palette_loss). The palette term matches the colours' distribution, which a few stray ones hardly move: a cat's
+    green eyes stay green in a painting that has no green."""
+    ours = colours(image, GAMUT_SIDE)
+    theirs = targets[style_ids] if style_ids is not None else targets.expand(len(ours), -1, -1)
+    return torch.cdist(ours, theirs).min(dim=2).values.pow(2).mean()
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -127,7 +139,8 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, *, vgg: VGGFeatures | None = None, arch: str = "vgg16", weights=None,
                  content_layers=None, style_layers=None, content_weight: float = CONTENT_WEIGHT,
-                 style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, palette_weight: float = 0.0):
+                 style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, palette_weight: float = 0.0,
+                 gamut_weight: float = 0.0):
         super().__init__()
         arch = vgg.arch if vgg is not None else arch
         content_layers = LOSS_LAYERS[arch][0] if content_layers is None else content_layers  # the network's own
@@ -136,7 +149,7 @@ class PerceptualLoss(nn.Module):
         self.vgg = vgg if vgg is not None else VGGFeatures(arch, layers=layers, weights=weights)
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
-        self.palette_weight = palette_weight
+        self.palette_weight, self.gamut_weight = palette_weight, gamut_weight
         self.target_colours: torch.Tensor | None = None    # (S, N, 3), one palette per style
         self.target_grams: dict[str, torch.Tensor] = {}  # layer → (S, C, C), one Gram matrix per style
         self.style_weights: torch.Tensor | None = None      # (S,) per-style weights of a family
@@ -179,6 +192,8 @@ class PerceptualLoss(nn.Module):
             terms["content"] = self.content_weight * sum(content_loss(feats[k], targets[k]) for k in targets)
         if self.palette_weight:
             terms["palette"] = self.palette_weight * palette_loss(output, self.target_colours, style_ids)
+        if self.gamut_weight:
+            terms["gamut"] = self.gamut_weight * gamut_loss(output, self.target_colours, style_ids)
         if self.tv_weight:
             terms["tv"] = self.tv_weight * total_variation(output)
         terms["total"] = sum(terms.values())

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +25,7 @@ from .common import caption, checked, paint_thumbnail, selected_in_gallery, whol
 from .settings import ROOT, Settings, current
 
 FIT_RECIPE = ROOT / "training" / "recipes" / "fit.json"  # what training.fit runs; read here for image_steps
+FIT_RECIPE_ENV = "FASTNST_FIT_RECIPE"  # training.fit's: another recipe file instead
 IMAGE_STEPS_RANGE = (200, 8_000)
 PAINTING_SIDE = 1024  # a painting is kept at most this large (training reads it at the family's style size)
 PREVIEW_SIDE, PREVIEW_EVERY_S = 512, 2.0
@@ -32,7 +34,7 @@ FITS: dict = {}  # the running fit (training.fit.FitJob) of each browser session
 
 def default_image_steps() -> int:
     """The fit recipe's image_steps, read without importing the trainer."""
-    return json.loads(FIT_RECIPE.read_text())["image_steps"]
+    return json.loads(Path(os.environ.get(FIT_RECIPE_ENV) or FIT_RECIPE).read_text())["image_steps"]
 
 
 def fit_style(painting, photo, title="", image_steps=None, repo_name="", token="",

@@ -63,6 +63,12 @@ FIT_RECIPE = {"crop": 32, "batch_size": 2, "style_size": 32, "loss_arch": "vgg16
               "content_weight": 1.0, "style_weight": 1e3, "lr": 1e-3}  # tiny: a fit step takes milliseconds
 
 
+def make_fit_recipe(path: Path) -> Path:
+    """A fit recipe that leaves the loss settings to the tiny family's (FASTNST_FIT_RECIPE names it)."""
+    path.write_text(json.dumps({"image_steps": 2000, "norm_only_images": 1000, "seed": 0}))
+    return path
+
+
 def make_family(folder: Path, paintings=("first", "second")) -> Path:
     """A tiny random family network (what `training.fit` starts from) with a recipe, like a run's family/."""
     import torch

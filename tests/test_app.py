@@ -17,6 +17,7 @@ from tests.app_helpers import (
     client_tempdir,
     log_of,
     make_family,
+    make_fit_recipe,
     make_gallery,
     make_photo,
     make_photos,
@@ -38,7 +39,8 @@ def app(tmp_path_factory):
     styles = make_gallery(tmp)
     make_family(styles / "family")  # what fits start from; not a gallery entry (no style.json)
     photo = make_photo(tmp / "photo.png", PHOTO_SIZE)
-    env = {"FASTNST_FIT_PHOTOS": str(make_photos(tmp / "photos")), "FASTNST_FITS_DIR": str(tmp / "fits")}
+    env = {"FASTNST_FIT_PHOTOS": str(make_photos(tmp / "photos")), "FASTNST_FITS_DIR": str(tmp / "fits"),
+           "FASTNST_FIT_RECIPE": str(make_fit_recipe(tmp / "fit.json"))}
     with running_app(styles, tmp, env) as url, client_tempdir(tmp / "client"):
         client = Client(url, verbose=False, download_files=str(tmp / "downloads"))
         yield SimpleNamespace(url=url, tmp=tmp, styles=styles, photo=photo, client=client)

@@ -54,7 +54,7 @@ def test_importing_the_app_or_building_the_page_loads_no_trainer():
 def test_the_page_offers_the_fit_recipes_budget():
     from training import fit as training_fit
 
-    assert fit.default_image_steps() == training_fit.FIT_IMAGES
+    assert fit.default_image_steps() == training_fit.default_image_steps() == 1200
 
 
 def test_build_demo_serves_the_api_without_launching(app):

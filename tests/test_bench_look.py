@@ -31,6 +31,15 @@ def test_grey_drops_colour_only():
     assert torch.allclose(look.grey(g), g, atol=1e-6)
 
 
+def test_stray_counts_the_colours_the_painting_does_not_have():
+    gold = torch.tensor([0.8, 0.6, 0.2]).view(1, 3, 1, 1)
+    painting = look.colours(gold.repeat(1, 1, 64, 64))[0]
+    picture = gold.repeat(1, 1, 64, 64)
+    assert look.stray_share(picture, painting) == 0
+    picture[:, :, :16] = torch.tensor([0.1, 0.8, 0.2]).view(1, 3, 1, 1)  # a green quarter
+    assert look.stray_share(picture, painting) == pytest.approx(0.25)
+
+
 def test_the_line_needs_every_axis():
     peer = {"texture": 0.5, "strokes": 0.6, "content": 1.0, "palette": 0.3}
     ours = {"texture": 0.4, "strokes": 0.6, "content": 1.0, "palette": 0.3}
@@ -48,8 +57,8 @@ def test_look_bench_prints_its_table_and_sheet(shared_data, tmp_path, capsys):
     assert "the-scream" in printed and "styles meet the line" in printed
     row = json.loads(out.read_text())["styles"]["the-scream"]
     for who in ("ours", "peer"):
-        assert set(row[who]) == {"texture", "strokes", "content", "palette", "stripes"}
-        assert all(v > 0 for v in row[who].values())
+        assert set(row[who]) == {"texture", "strokes", "content", "palette", "stripes", "stray"}
+        assert all(v > 0 for k, v in row[who].items() if k != "stray") and 0 <= row[who]["stray"] <= 1
     assert row["meets"] == look.meets_line(row["ours"], row["peer"])
     assert sheet.is_file()
     assert look.main(["--styles", "no-such-style", "--photo-set", "CC0", "--photos", "1"]) == 2

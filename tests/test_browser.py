@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from tests.app_helpers import make_family, make_gallery, make_photo, make_photos, make_style, running_app
+from tests.app_helpers import (make_family, make_fit_recipe, make_gallery, make_photo, make_photos, make_style,
+                               running_app)
 from tests.clips import make_y4m
 
 CHROMIUM = "/usr/bin/chromium"
@@ -162,7 +163,8 @@ def test_fit_a_painting_preview_stop_and_publish(tmp_path, page):
     make_family(styles / "family")
     with HubServer() as hub:
         env = {**client_env(hub.url, str(tmp_path / "hf")), "HF_HUB_OFFLINE": None,
-               "FASTNST_FIT_PHOTOS": str(make_photos(tmp_path / "photos")), "FASTNST_FITS_DIR": str(tmp_path / "fits")}
+               "FASTNST_FIT_PHOTOS": str(make_photos(tmp_path / "photos")), "FASTNST_FITS_DIR": str(tmp_path / "fits"),
+               "FASTNST_FIT_RECIPE": str(make_fit_recipe(tmp_path / "fit.json"))}
         hub.create_repo(f"{hub.username}/taken")
         with running_app(styles, tmp_path, env) as url:
             open_app(page, url)

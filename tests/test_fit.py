@@ -10,7 +10,7 @@ import pytest
 from fastnst.errors import HubError, InvalidImageError
 from fastnst.formats import INFO_FILE, WEIGHTS_FILE
 from fastnst.styles import load_style
-from tests.app_helpers import FIT_RECIPE, make_family, make_photo, make_photos
+from tests.app_helpers import FIT_RECIPE, make_family, make_fit_recipe, make_photo, make_photos
 from training import fit
 from training.paintings import PaintingError
 
@@ -18,8 +18,10 @@ from training.paintings import PaintingError
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
-    return {"family": make_family(tmp / "family"), "photos": make_photos(tmp / "photos"),
-            "painting": make_photo(tmp / "my_painting.png", (80, 64), shift=90), "tmp": tmp}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(fit.FIT_RECIPE_ENV, str(make_fit_recipe(tmp / "fit.json")))
+        yield {"family": make_family(tmp / "family"), "photos": make_photos(tmp / "photos"),
+               "painting": make_photo(tmp / "my_painting.png", (80, 64), shift=90), "tmp": tmp}
 
 
 def start(setup, name, image_steps, **kwargs):

@@ -4,8 +4,8 @@ import safetensors.torch
 import torch
 
 from fastnst.errors import LossNetworkUnavailableError
-from fastnst.losses import (PerceptualLoss, colours, content_loss, gram_matrix, palette_loss, style_loss,
-                            total_variation)
+from fastnst.losses import (PerceptualLoss, colours, content_loss, gamut_loss, gram_matrix, palette_loss,
+                            style_loss, total_variation)
 from fastnst.vgg import VGGFeatures, layer_names
 from tests.conftest import VGG16_FILE
 
@@ -113,6 +113,27 @@ def test_palette_loss_is_zero_on_its_own_colours_and_pulls_toward_the_paintings(
     assert term.item() == pytest.approx(7.0 * palette_loss(photo, target).item(), rel=1e-5)
     loss.palette_weight = 0.0
     assert "palette" not in loss(photo, photo)  # off by default: the recipes that do not ask keep their loss
+
+
+def test_gamut_loss_pulls_a_stray_colour_to_the_paintings_nearest_and_leaves_the_rest():
+    """A gold painting, a photo gold but for a green patch (the eyes): only the green is far from every colour the
+    painting has, and the gradient moves only it, toward gold."""
+    painting = torch.tensor([0.8, 0.6, 0.2]).view(1, 3, 1, 1) + 0.05 * torch.rand(1, 3, 80, 80)
+    photo = torch.tensor([0.8, 0.6, 0.2]).view(1, 3, 1, 1).repeat(1, 1, 64, 64)
+    photo[:, :, 24:40, 24:40] = torch.tensor([0.1, 0.8, 0.2]).view(1, 3, 1, 1)
+    target = colours(torch.nn.functional.interpolate(painting, size=64, mode="area"))
+    assert gamut_loss(painting, target).item() < 1e-3
+    x = photo.clone().requires_grad_(True)
+    before = gamut_loss(x, target)
+    before.backward()
+    assert before.item() > 0.02 and x.grad[:, :, 28:36, 28:36].abs().sum() > 0
+    stray, kept = x.grad[:, :, 28:36, 28:36].abs().max(), x.grad[:, :, :16].abs().max()
+    assert kept < 0.05 * stray and x.grad[0, 0, 28:36, 28:36].mean() < 0  # the green's red rises toward gold
+    loss = PerceptualLoss(weights="random", gamut_weight=3.0)
+    loss.set_style(painting)
+    assert loss(photo, photo)["gamut"].item() == pytest.approx(3.0 * gamut_loss(photo, target).item(), rel=1e-5)
+    loss.gamut_weight = 0.0
+    assert "gamut" not in loss(photo, photo)  # off unless a recipe asks
 
 
 def test_vgg_cut_after_the_deepest_layer_and_frozen():

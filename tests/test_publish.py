@@ -291,3 +291,25 @@ def test_the_gallery_thumbnail_is_the_light_networks_whichever_network_is_export
     assert len(meta["networks"]["full"]["lineage"]) == 1  # the same run installed again is not a second run
     assert [entry["run"] for entry in meta["networks"]["light"]["lineage"]] == [light_run.name]
     assert metadata_load(readme)["models"] == ["fastnst/my-style"]
+
+
+def test_a_style_taken_out_of_the_gallery_leaves_no_folder_and_no_card_entry(tmp_path, monkeypatch, capsys):
+    """`training.gallery --remove`: the style the look campaign could not bring over the line leaves cleanly."""
+    import training.gallery as G
+    from huggingface_hub.repocard import metadata_load
+
+    monkeypatch.setattr(G, "STYLES_DIR", tmp_path / "styles")
+    readme = tmp_path / "README.md"
+    readme.write_text("---\ntitle: a Space\n---\n# A Space\n")
+    monkeypatch.setattr(G, "README", readme)
+    G.add_to_gallery(make_run(tmp_path, "light", seed=2)[1], "kept", light=True, title="Kept", artist="Me")
+    G.add_to_gallery(make_run(tmp_path, "other", seed=3)[1], "gone", light=True, title="Gone", artist="Me")
+
+    G.main(["--remove", "gone"])
+    assert not (tmp_path / "styles" / "gone").exists() and (tmp_path / "styles" / "kept" / "style.json").is_file()
+    assert metadata_load(readme)["models"] == ["fastnst/kept"]
+    with pytest.raises(SystemExit, match="'gone' is not in the gallery"):
+        G.main(["--remove", "gone"])
+    with pytest.raises(SystemExit):
+        G.main([])
+    assert "give a run folder and --slug" in capsys.readouterr().err

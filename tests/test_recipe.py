@@ -83,11 +83,14 @@ def test_the_shipped_recipes_load_and_the_gallery_one_builds_the_familys_config(
     family = read_config(ROOT / "styles" / "family")  # written before residual_blocks had its name: it still reads
     assert {k: config[k] for k in ("arch", "width", "residual_blocks", "styles")} == \
         {k: family[k] for k in ("arch", "width", "residual_blocks", "styles")}
-    assert Recipe.from_json(fit.FIT_RECIPE).image_steps == fit.FIT_IMAGES
+    fitted = Recipe.from_json(fit.fit_recipe_file())  # a fit follows the look campaign's recipe
+    assert fitted.image_steps == fit.default_image_steps()
     assert {str(p.relative_to(ROOT)) for p in (ROOT / "training" / "recipes").glob("*.json")} == \
         {"training/recipes/gallery.json", "training/recipes/fit.json", "training/recipes/look.json"}
     look = Recipe.from_json(shipped_recipe("look"))  # the look campaign: one painting and --from per run
     assert (look.crop, look.style_size, look.palette_weight, look.lr_schedule) == (256, 384, 1e7, "cosine")
+    assert (fitted.crop, fitted.style_size, fitted.palette_weight, fitted.lr_schedule, fitted.loss_arch) == \
+        (look.crop, look.style_size, look.palette_weight, look.lr_schedule, look.loss_arch)
 
 
 def test_the_loss_is_built_from_the_recipe_and_the_library_defaults_agree():

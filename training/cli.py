@@ -118,6 +118,8 @@ def _recipe(p: argparse.ArgumentParser, d: dict) -> None:
     rec.add_argument("--tv-weight", type=float, default=d["tv_weight"], help="total-variation smoothing")
     rec.add_argument("--palette-weight", type=float, default=d["palette_weight"], help="pull the colours toward "
                      "the painting's (sliced Wasserstein), apart from its texture; 0 = off")
+    rec.add_argument("--gamut-weight", type=float, default=d["gamut_weight"], help="pull every colour toward "
+                     "the nearest of the painting's (stray ones the palette term leaves, such as green eyes); 0 = off")
     rec.add_argument("--content-layers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                      default=d["content_layers"], help="loss-network layers the photo is kept at, comma-separated "
                      "(default the loss network's own: relu2_2 for vgg16, relu4_2 for vgg19)")

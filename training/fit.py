@@ -1,6 +1,6 @@
 """Fit a visitor's painting from the gallery's family network, in a child process the app watches, and publish it.
 
-    job = FitJob.start("my_painting.png", out="fits/abc", image_steps=2000, title="My Painting")
+    job = FitJob.start("my_painting.png", out="fits/abc", title="My Painting")  # fit.json's budget
     job.progress()        # images done / total, images per second, seconds left (from the run's history)
     job.preview_dir()     # the network as it is now (the run's preview), or None before the first one
     job.finish_early()    # "that looks right": export at the step reached (SIGUSR1 to the trainer)
@@ -11,13 +11,15 @@
 
 Why a child process (`python -m training --recipe RUN/fit-recipe.json`): cancelling must free the CPU at once (a
 thread cannot be killed), a crash must not take the Space down, and a niced process lets visitors' paintings go
-first. The fit's recipe is training/recipes/fit.json (budget, the scale/shift-only phase) with the family's own
-loss settings on top (FAMILY_KEYS: crop, batch, style weight and size, loss network, from its recorded recipe):
-the new painting's scale and shift are learned under the balance the shared convolutions were trained for. It is
-written into the run folder, so a fit can be rerun by hand from what it left.
+first. The fit's recipe is training/recipes/fit.json: the look campaign's recipe (training/recipes/look.json:
+crops and painting at the scale the page paints, the palette term, the style weight most gallery styles met the
+line with) after a short scale/shift-only phase that places the new painting among the family's. The family's
+recorded recipe fills in what fit.json leaves out (FAMILY_KEYS: batch, loss network, learning rate). It is written
+into the run folder, so a fit can be rerun by hand from what it left.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -45,8 +47,7 @@ FAMILY = STYLES_DIR / "family"        # the gallery family every fit starts from
 PHOTOS_REPO = "fastnst/fit-photos"    # Hub dataset of CC0 photos a Space trains on (cached after first use)
 PHOTOS_ENV = "FASTNST_FIT_PHOTOS"     # a local folder of photos instead (or another dataset id)
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FIT_RECIPE = shipped_recipe("fit")    # the fit's own choices: budget, scale/shift-only phase
-FIT_IMAGES = Recipe.from_json(FIT_RECIPE).image_steps  # default budget in image-steps
+FIT_RECIPE_ENV = "FASTNST_FIT_RECIPE"  # another fit recipe file: a quicker fit on a slow Space, a tiny one in tests
 FAMILY_KEYS = ("crop", "batch_size", "style_size", "loss_arch", "content_weight", "style_weight", "lr")
 PREVIEW_EVERY = 20                    # steps between preview networks (80 images: a few seconds on 2 cores)
 LOG_EVERY = 5                         # steps between progress rows
@@ -92,12 +93,29 @@ def family_recipe(family=FAMILY) -> dict:
     return recipe_of(read_metadata(family), read_info(family), "full") or {}  # no need to load its weights
 
 
-def fit_recipe(painting: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> Recipe:
-    """One painting from the family: fit.json, under the family's own loss settings."""
+def fit_recipe_file() -> Path:
+    """training/recipes/fit.json, or the recipe file $FASTNST_FIT_RECIPE names."""
+    return Path(os.environ.get(FIT_RECIPE_ENV) or shipped_recipe("fit"))
+
+
+def default_image_steps() -> int:
+    return Recipe.from_json(fit_recipe_file()).image_steps
+
+
+def fit_settings(family=FAMILY) -> dict:
+    """The fit recipe's keys, and the family's own for the FAMILY_KEYS it leaves out."""
+    path = fit_recipe_file()
+    Recipe.from_json(path)  # one sentence if it cannot be read or names what a recipe has not
+    ours = json.loads(path.read_text(encoding="utf-8"))
     theirs = family_recipe(family)
-    return replace(Recipe.from_json(FIT_RECIPE), **{k: theirs[k] for k in FAMILY_KEYS if theirs.get(k) is not None},
-                   style=[str(painting)], data=str(photos), from_network=str(family), image_steps=image_steps,
-                   title=title, loss_weights=loss_network(theirs))
+    return {**{k: theirs[k] for k in FAMILY_KEYS if theirs.get(k) is not None}, **ours,
+            "loss_weights": loss_network(theirs)}
+
+
+def fit_recipe(painting: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> Recipe:
+    """One painting from the family, by the fit recipe."""
+    return replace(Recipe.from_dict(fit_settings(family)), style=[str(painting)], data=str(photos), from_network=str(family),
+                   image_steps=image_steps, title=title)
 
 
 def train_command(painting: Path, out: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> list:
@@ -129,9 +147,11 @@ class FitJob:
         self.cancelled = False
 
     @classmethod
-    def start(cls, painting, *, out, image_steps: int = FIT_IMAGES, title: str, photos=None, family=FAMILY):
-        """Check the painting and the family, then start the trainer; on any failure nothing is left in `out`."""
+    def start(cls, painting, *, out, image_steps: int | None = None, title: str, photos=None, family=FAMILY):
+        """Check the painting and the family, then start the trainer (for the fit recipe's image_steps unless
+        given); on any failure nothing is left in `out`."""
         check_fit_painting(load_image(painting), family)
+        image_steps = image_steps or default_image_steps()
         out = Path(out)
         existed = out.exists()
         try:
@@ -198,9 +218,9 @@ class FitJob:
 
 
 def check_fit_painting(image, family=None) -> None:
-    """A painting a fit can learn from: at least one training crop of the family on its shorter side (a smaller
-    one holds less texture than a single training step looks at), and not a strip."""
-    check_painting(image.size, smallest_side=int(family_recipe(family or FAMILY).get("crop") or 128))
+    """A painting a fit can learn from: at least one training crop on its shorter side (a smaller one holds less
+    texture than a single training step looks at), and not a strip."""
+    check_painting(image.size, smallest_side=int(fit_settings(family or FAMILY).get("crop") or 128))
 
 
 def check_repo(name: str, token: str | None) -> str:

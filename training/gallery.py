@@ -2,6 +2,7 @@
 
     python -m training.gallery runs/starry-night --slug starry-night [--light]
     python -m training.gallery runs/new --slug my-style --title "My Style" --artist "Me" --year 2026   (a new entry)
+    python -m training.gallery --remove my-style                                                     (out again)
 
 Copies the run's fp16 export (model.safetensors + config.json) and updates `styles/<slug>/style.json`: the
 title, artist and year it already holds (or the options, for a new entry), the Hub repo, and the run's recipe
@@ -101,16 +102,34 @@ def list_in_space_card(repo_id: str) -> None:
         metadata_save(README, meta)
 
 
+def remove_from_gallery(slug: str) -> None:
+    """Take the entry `slug` out of the gallery: its folder and its Hub repo in the Space card's `models:`."""
+    folder = STYLES_DIR / slug
+    if not (folder / "style.json").is_file():
+        raise SystemExit(f"{slug!r} is not in the gallery ({STYLES_DIR}).")
+    meta = metadata_load(README) or {}
+    repo_id = read_metadata(folder).get("hub_repo")
+    if repo_id in meta.get("models", []):
+        meta["models"].remove(repo_id)
+        metadata_save(README, meta)
+    shutil.rmtree(folder)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--slug", required=True, help="the gallery entry: styles/<slug>/")
+    p.add_argument("run_dir", type=Path, nargs="?", help="the trained run to add")
+    p.add_argument("--remove", metavar="SLUG", help="take this entry out of the gallery instead")
+    p.add_argument("--slug", help="the gallery entry: styles/<slug>/")
     p.add_argument("--light", action="store_true", help="the run trained the light (width-0.5) CPU network")
     p.add_argument("--order", type=int, default=None, help="position in the gallery")
     p.add_argument("--painting", default="", help="a family run's painting (its export subfolder)")
     for name in ("title", "artist", "year"):
         p.add_argument(f"--{name}", default=None, help=f"the painting's {name} (default: what style.json holds)")
     args = p.parse_args(argv)
+    if args.remove:
+        return remove_from_gallery(args.remove)
+    if not (args.run_dir and args.slug):
+        p.error("give a run folder and --slug (or --remove SLUG)")
     print(add_to_gallery(args.run_dir, args.slug, light=args.light, order=args.order, painting=args.painting,
                          title=args.title, artist=args.artist, year=args.year))
 

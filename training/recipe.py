@@ -69,6 +69,7 @@ class Recipe:
     style_weight: float | None = None
     tv_weight: float = TV_WEIGHT
     palette_weight: float = 0.0       # fastnst.losses.palette_loss: the painting's colours, apart from its texture
+    gamut_weight: float = 0.0         # fastnst.losses.gamut_loss: no colour far from all of the painting's
     content_layers: list | None = None  # None: the loss network's own (fastnst.losses.LOSS_LAYERS)
     stability_weight: float = 0.0     # training.stability: paint a moved photo as the moved painting (video)
     style_size: int = STYLE_SIZE
@@ -145,7 +146,8 @@ class Recipe:
         loss = PerceptualLoss(vgg=vgg, content_layers=content_layers, style_layers=style_layers,
                               content_weight=auto_content if self.content_weight is None else self.content_weight,
                               style_weight=auto_style if self.style_weight is None else self.style_weight,
-                              tv_weight=self.tv_weight, palette_weight=self.palette_weight)
+                              tv_weight=self.tv_weight, palette_weight=self.palette_weight,
+                              gamut_weight=self.gamut_weight)
         return loss if device is None else loss.to(device)
 
     def resolved(self, device: torch.device, source=None) -> Recipe:

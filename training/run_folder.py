@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fastnst.formats import WEIGHTS_FILE
 
-LOSS_TERMS = ("total", "content", "style", "tv", "palette")
+LOSS_TERMS = ("total", "content", "style", "tv", "palette", "gamut")
 HISTORY_COLUMNS = ("step", "images", *LOSS_TERMS, "images_per_s", "elapsed_s")
 HELDOUT_COLUMNS = ("step", "images", *(f"heldout_{k}" for k in LOSS_TERMS))
 _COUNTS = ("step", "images")  # integer columns; the others are floats

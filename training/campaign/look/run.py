@@ -34,6 +34,7 @@ STAGES = {"the-scream": ["scream-w15", "scream-p1"],  # the first styles' runs, 
           "composition-vii": ["look-composition-vii", "look-composition-vii-w025", "look-composition-vii-s3"]}
 START_SHARE, LIGHTER, HEAVIER, LATER_STEPS, MAX_STAGES, MARGIN = 0.375, 0.6, 1.5, 600, 4, 0.97
 CONTENT, MORE_CONTENT = ["relu4_2"], ["relu3_1", "relu4_2"]
+CHOOSE_PHOTOS = 8  # all of set A: on its first 4 alone, two styles met A by the margin and still missed set B
 
 
 def sh(*args) -> None:
@@ -73,11 +74,12 @@ def train(slug: str, out: Path, start: Path, weight: float, layers: list, steps:
 
 
 def judge(net: Path, photo_set: str, margin: float = 1.0) -> dict:
-    """bench.look's medians for this network on 4 photos of the set, and the parts of the line it misses (or meets
+    """bench.look's medians for this network on set A's 8 photos or set B's first 4, and the parts of the line it misses (or meets
     by less than `margin`: set A chooses with a margin, so that a hair's pass there still holds on set B)."""
-    report = net.parent.with_name(f"{net.parent.name}-{photo_set}.json")
+    photos = CHOOSE_PHOTOS if photo_set == "A" else 4
+    report = net.parent.with_name(f"{net.parent.name}-{photo_set}{photos if photo_set == 'A' else ''}.json")
     if not report.exists():
-        sh(PY, "-m", "bench.look", "--styles", net, "--photo-set", photo_set, "--photos", "4", "--variant", "light",
+        sh(PY, "-m", "bench.look", "--styles", net, "--photo-set", photo_set, "--photos", photos, "--variant", "light",
            "--json", report)
     row = json.loads(report.read_text())["styles"][str(net)]
     return {"ours": row["ours"], "peer": row["peer"], "misses": misses(row["ours"], row["peer"], margin)}
