@@ -31,13 +31,15 @@ def test_grey_drops_colour_only():
     assert torch.allclose(look.grey(g), g, atol=1e-6)
 
 
-def test_stray_counts_the_colours_the_painting_does_not_have():
-    gold = torch.tensor([0.8, 0.6, 0.2]).view(1, 3, 1, 1)
+def test_stray_measures_the_colours_the_painting_does_not_have():
+    gold, green = (torch.tensor(c).view(1, 3, 1, 1) for c in ([0.8, 0.6, 0.2], [0.1, 0.8, 0.2]))
     painting = look.colours(gold.repeat(1, 1, 64, 64))[0]
-    picture = gold.repeat(1, 1, 64, 64)
-    assert look.stray_share(picture, painting) == 0
-    picture[:, :, :16] = torch.tensor([0.1, 0.8, 0.2]).view(1, 3, 1, 1)  # a green quarter
-    assert look.stray_share(picture, painting) == pytest.approx(0.25)
+    picture = gold.repeat(1, 1, 128, 128)
+    assert look.stray_distance(picture, painting) == pytest.approx(0, abs=1e-6)
+    picture[:, :, 60:64, 60:64] = green  # 0.1 % of the picture: at the quantile, not past it
+    assert look.stray_distance(picture, painting) < 0.5 * float((gold - green).norm())
+    picture[:, :, 60:68, 60:68] = green  # two eyes' worth
+    assert look.stray_distance(picture, painting) == pytest.approx(float((gold - green).norm()), rel=1e-4)
 
 
 def test_the_line_needs_every_axis():

@@ -5,6 +5,7 @@ on set B is skipped, one that does not goes on, and every run resumes from its c
     python training/campaign/look/run.py                    # every style not done yet, in gallery order
     python training/campaign/look/run.py the-kiss roosters  # just these
     python training/campaign/look/run.py --install [SLUG..] # the finished networks into styles/<slug>/light
+    python training/campaign/look/run.py --eyes [SLUG..]    # then the eyes stage: stray colours to the painting's
     python training/campaign/look/run.py --table            # the log as docs/gallery.md's table
 
 Stage 1 starts from the shipped light network at 0.375x its style weight (where the first three styles met the
@@ -13,6 +14,10 @@ continues the last. If content is lost: the photo held at relu3_1 as well as rel
 weight; this kept more texture than a lighter weight at the same content), else 0.6x the weight; 1.5x the weight if
 the texture is weak; the same if both are tight. A run already on disk counts with the weight and layers it was
 trained with. The style's network is copied here (no painting, no samples) and its verdicts appended to log.tsv.
+
+The eyes stage (`--eyes`), once a style meets the line: 600 image-steps more with the gamut term (the picture's most
+stray colours pulled to the nearest of the painting's: the cat's green eyes in an etching), kept only where sets A
+and B still meet the line, then installed and its floor recorded. Each try goes to eyes.tsv, kept or not.
 """
 import json
 import os
@@ -34,6 +39,7 @@ STAGES = {"the-scream": ["scream-w15", "scream-p1"],  # the first styles' runs, 
           "composition-vii": ["look-composition-vii", "look-composition-vii-w025", "look-composition-vii-s3"]}
 START_SHARE, LIGHTER, HEAVIER, LATER_STEPS, MAX_STAGES, MARGIN = 0.375, 0.6, 1.5, 600, 4, 0.97
 CONTENT, MORE_CONTENT = ["relu4_2"], ["relu3_1", "relu4_2"]
+GAMUT, EYES_LOG = 1e7, HERE / "eyes.tsv"  # the eyes stage: fastnst.losses.gamut_loss, and every try's verdict
 CHOOSE_PHOTOS = 8  # all of set A: on its first 4 alone, two styles met A by the margin and still missed set B
 
 
@@ -60,7 +66,8 @@ def log_rows() -> list[dict]:
     return [dict(zip(HEADER, line.split("\t"))) for line in log.read_text().splitlines()[1:]] if log.exists() else []
 
 
-def train(slug: str, out: Path, start: Path, weight: float, layers: list, steps: int | None = None) -> tuple:
+def train(slug: str, out: Path, start: Path, weight: float, layers: list, steps: int | None = None,
+          gamut: float = 0.0) -> tuple:
     """The run's network, its style weight and content layers: trained now, or as it was if it is on disk."""
     net = out / "export-fp16"
     if not net.exists():
@@ -68,7 +75,8 @@ def train(slug: str, out: Path, start: Path, weight: float, layers: list, steps:
            "--style", SHARED / "styles" / shipped(slug)["recipe"]["style_image"], "--from", start,
            "--style-weight", f"{weight:g}", "--content-layers", ",".join(layers), "--out", out, "--log-every", "50",
            "--checkpoint-every", "50", "--sample-every", "100000", "--no-progress",
-           *(("--image-steps", steps) if steps else ()), *(("--resume",) if (out / "checkpoint.pt").exists() else ()))
+           *(("--image-steps", steps) if steps else ()), *(("--gamut-weight", f"{gamut:g}") if gamut else ()),
+           *(("--resume",) if (out / "checkpoint.pt").exists() else ()))
     recipe = json.loads((net / "fastnst.json").read_text())["recipe"]
     return net, recipe["style_weight"], recipe.get("content_layers") or CONTENT
 
@@ -131,7 +139,11 @@ def campaign(slug: str) -> None:
             weight *= LIGHTER if "content" in missed else HEAVIER
         net, weight, layers = train(slug, run, net.with_name("export"), weight, layers, LATER_STEPS)
         verdict, stage = judge(net, "A", MARGIN), stage + 1
-    held_out = judge(net, "B")
+    keep(slug, net, stage, weight, layers, verdict, judge(net, "B"))
+
+
+def keep(slug: str, net: Path, stage: int, weight: float, layers: list, verdict: dict, held_out: dict) -> None:
+    """Copy the network here and log its verdicts."""
     dest = HERE / slug
     dest.mkdir(exist_ok=True)
     for name in ("config.json", "fastnst.json", "model.safetensors"):
@@ -147,9 +159,39 @@ def campaign(slug: str) -> None:
     print("\t".join(map(str, line)), flush=True)
 
 
+def eyes(slug: str) -> None:
+    """The eyes stage, for a style that meets the line: 600 image-steps more with the gamut term, kept (installed and
+    its floor recorded) only if set A and then set B still meet the line. Every try is logged in eyes.tsv."""
+    if slug in {line.split("\t")[0] for line in EYES_LOG.read_text().splitlines()[1:]} if EYES_LOG.exists() else ():
+        print(f"{slug}: eyes stage tried already", flush=True)
+        return
+    if not done(slug):
+        print(f"{slug}: does not meet the line yet; the eyes stage comes after", flush=True)
+        return
+    row = [r for r in log_rows() if r["style"] == slug][-1]
+    layers = (row.get("content_layers") or CONTENT[0]).split(",")
+    net, weight, layers = train(slug, RUNS / f"look-{slug}-eyes", HERE / slug, float(row["style_weight"]), layers,
+                                LATER_STEPS, GAMUT)
+    verdict = judge(net, "A")
+    held_out = judge(net, "B") if not verdict["misses"] else {"misses": ["not judged"], "ours": {}, "peer": {}}
+    kept = not verdict["misses"] and not held_out["misses"]
+    line = [slug, ",".join(verdict["misses"]) or "meets", ",".join(held_out["misses"]) or "meets",
+            *(f"{held_out[w].get('stray', float('nan')):.3f}" for w in ("ours", "peer")), "kept" if kept else "not kept"]
+    if not EYES_LOG.exists():
+        EYES_LOG.write_text("style\tset_A\tset_B\tstray_ours\tstray_peer\tverdict\n")
+    with open(EYES_LOG, "a") as f:
+        f.write("\t".join(line) + "\n")
+    print("\t".join(line), flush=True)
+    if kept:
+        keep(slug, net, int(row["stage"]) + 1, weight, layers, verdict, held_out)
+        install(slug)
+        sh(PY, "-m", "bench.quality", "--device", "cpu", "--variant", "light", "--photo-set", "B", "--sizes",
+           "256,512,1024", "--iters", "0", "--tile", "0", "--record", "--styles", slug)
+
+
 def install(slug: str) -> None:
     """Put the style's campaign network into the gallery as its light network, each stage's run in its lineage."""
-    runs = [run for run in stage_runs(slug) if (run / "export-fp16").exists()]
+    runs = [run for run in [*stage_runs(slug), RUNS / f"look-{slug}-eyes"] if (run / "export-fp16").exists()]
     if not runs or (runs[-1] / "export-fp16" / "model.safetensors").read_bytes() != (HERE / slug / "model.safetensors").read_bytes():
         raise SystemExit(f"{slug}: its runs are not on this machine; install it where they were trained")
     for run in runs:
@@ -174,6 +216,11 @@ if __name__ == "__main__":
     os.chdir(REPO)
     if sys.argv[1:2] == ["--table"]:
         raise SystemExit(table())
+    if sys.argv[1:2] == ["--eyes"]:
+        for slug in sys.argv[2:] or [m for m in (json.loads(p.read_text())["slug"]
+                                                  for p in sorted((REPO / "styles").glob("*/style.json")))]:
+            eyes(slug)
+        raise SystemExit
     if sys.argv[1:2] == ["--install"]:
         for slug in sys.argv[2:] or sorted(p.name for p in HERE.iterdir() if (p / "model.safetensors").exists()):
             install(slug)
