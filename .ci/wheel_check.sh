@@ -31,7 +31,9 @@ assert not fastnst.__file__.startswith(repo), f"fastnst imported from the checko
 assert str(fastnst.styles.STYLES_DIR).startswith(sys.prefix), f"gallery outside the venv: {fastnst.styles.STYLES_DIR}"
 assert (fastnst.styles.STYLES_DIR / "family" / "model.safetensors").is_file(), "styles/family is missing"
 import training.fit  # reads training/recipes/fit.json, package data
-assert str(training.fit.FIT_RECIPE).startswith(sys.prefix), f"recipes outside the venv: {training.fit.FIT_RECIPE}"
+recipe = training.fit.fit_recipe_file()
+assert str(recipe).startswith(sys.prefix) and recipe.is_file(), f"recipes outside the venv: {recipe}"
+assert training.fit.default_image_steps() > 0
 print("installed:", fastnst.__file__, "gallery:", fastnst.styles.STYLES_DIR)
 PY
 listed=$("$bin/fastnst" styles)

@@ -266,7 +266,7 @@ def test_the_brush_slider_repaints_with_broader_strokes(app, page):
 
 
 def test_a_gallery_of_26_styles_stays_within_the_page_and_its_last_thumbnail_paints(tmp_path, browser):
-    """The real gallery has 21 styles: the thumbnails scroll inside a box that leaves the photo and the painting in
+    """The real gallery has 20 styles: the thumbnails scroll inside a box that leaves the photo and the painting in
     view, and the last one is as clickable as the first."""
     entries = {f"style-{k:02d}": (f"Style {k:02d}", "Artist", k) for k in range(1, 27)}
     with running_app(make_gallery(tmp_path, entries), tmp_path) as url:

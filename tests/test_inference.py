@@ -199,8 +199,9 @@ def test_cpu_bf16_paints_within_a_level_of_fp32():
 
 
 def test_the_picture_is_painted_inside_a_mirrored_frame_so_no_band_runs_along_its_edge():
-    # The shipped San Giorgio learnt to paint a blue fringe along the top edge of whatever it paints.
-    style = load_style("san-giorgio-maggiore", device="cpu", variant="light")
+    # San Giorgio (the look campaign's network, out of the gallery now) learnt to paint a blue fringe along the
+    # top edge of whatever it paints.
+    style = load_style(str(ROOT / "training" / "campaign" / "look" / "san-giorgio-maggiore"), device="cpu")
     photo = image_to_tensor(load_image(ROOT / "examples" / "cat.jpg").resize((256, 170)))
 
     def top_band_blueness(y):  # blue minus red in the top 6 rows, against the 14 rows below them, in levels
@@ -211,7 +212,7 @@ def test_the_picture_is_painted_inside_a_mirrored_frame_so_no_band_runs_along_it
         bare = style.network.float()(photo)
     painted = stylize_tensor(photo, style, device="cpu", mode="fp32")
     assert painted.shape == photo.shape
-    assert top_band_blueness(bare) > 40 and abs(top_band_blueness(painted)) < 15
+    assert top_band_blueness(bare) > 25 and abs(top_band_blueness(painted)) < 10
     tiny = torch.rand(1, 3, 5, 9)  # smaller than the frame: mirrored as far as it goes
     assert stylize_tensor(tiny, style, device="cpu").shape == tiny.shape
 

@@ -191,8 +191,13 @@ def eyes(slug: str) -> None:
 
 def install(slug: str) -> None:
     """Put the style's campaign network into the gallery as its light network, each stage's run in its lineage."""
-    runs = [run for run in [*stage_runs(slug), RUNS / f"look-{slug}-eyes"] if (run / "export-fp16").exists()]
-    if not runs or (runs[-1] / "export-fp16" / "model.safetensors").read_bytes() != (HERE / slug / "model.safetensors").read_bytes():
+    def is_kept(run: Path) -> bool:
+        return (run / "export-fp16" / "model.safetensors").read_bytes() == (HERE / slug / "model.safetensors").read_bytes()
+
+    runs = [run for run in stage_runs(slug) if (run / "export-fp16").exists()]
+    eyes_run = RUNS / f"look-{slug}-eyes"
+    runs += [eyes_run] if (eyes_run / "export-fp16").exists() and is_kept(eyes_run) else []
+    if not runs or not is_kept(runs[-1]):
         raise SystemExit(f"{slug}: its runs are not on this machine; install it where they were trained")
     for run in runs:
         sh(PY, "-m", "training.gallery", run, "--slug", slug, "--light")
