@@ -19,7 +19,6 @@ into the run folder, so a fit can be rerun by hand from what it left.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -105,8 +104,8 @@ def default_image_steps() -> int:
 def fit_settings(family=FAMILY) -> dict:
     """The fit recipe's keys, and the family's own for the FAMILY_KEYS it leaves out."""
     path = fit_recipe_file()
-    Recipe.from_json(path)  # one sentence if it cannot be read or names what a recipe has not
-    ours = json.loads(path.read_text(encoding="utf-8"))
+    ours = Recipe.read_json(path)
+    Recipe.from_dict(ours, f"The recipe {path}")  # one sentence if it names what a recipe has not
     theirs = family_recipe(family)
     return {**{k: theirs[k] for k in FAMILY_KEYS if theirs.get(k) is not None}, **ours,
             "loss_weights": loss_network(theirs)}
@@ -114,8 +113,8 @@ def fit_settings(family=FAMILY) -> dict:
 
 def fit_recipe(painting: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> Recipe:
     """One painting from the family, by the fit recipe."""
-    return replace(Recipe.from_dict(fit_settings(family)), style=[str(painting)], data=str(photos), from_network=str(family),
-                   image_steps=image_steps, title=title)
+    return replace(Recipe.from_dict(fit_settings(family)), style=[str(painting)], data=str(photos),
+                   from_network=str(family), image_steps=image_steps, title=title)
 
 
 def train_command(painting: Path, out: Path, *, photos: Path, image_steps: int, title: str, family=FAMILY) -> list:

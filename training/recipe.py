@@ -100,13 +100,17 @@ class Recipe:
 
     @classmethod
     def from_json(cls, path) -> Recipe:
+        return cls.from_dict(cls.read_json(path), f"The recipe {path}")
+
+    @staticmethod
+    def read_json(path) -> dict:
+        """A recipe file's values as written (not checked, no defaults filled in)."""
         try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
+            return json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as err:
             raise TrainingError(f"Cannot read the recipe {path}: {err.strerror or err}.") from err
         except ValueError as err:
             raise TrainingError(f"The recipe {path} is not valid JSON: {err}.") from err
-        return cls.from_dict(values, f"The recipe {path}")
 
     @classmethod
     def from_record(cls, record: dict) -> Recipe:

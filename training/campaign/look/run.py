@@ -77,15 +77,21 @@ def train(slug: str, out: Path, start: Path, weight: float, layers: list, steps:
            "--checkpoint-every", "50", "--sample-every", "100000", "--no-progress",
            *(("--image-steps", steps) if steps else ()), *(("--gamut-weight", f"{gamut:g}") if gamut else ()),
            *(("--resume",) if (out / "checkpoint.pt").exists() else ()))
+    return trained(net)
+
+
+def trained(net: Path) -> tuple:
+    """A trained network with the style weight and content layers it was trained with."""
     recipe = json.loads((net / "fastnst.json").read_text())["recipe"]
     return net, recipe["style_weight"], recipe.get("content_layers") or CONTENT
 
 
 def judge(net: Path, photo_set: str, margin: float = 1.0) -> dict:
-    """bench.look's medians for this network on set A's 8 photos or set B's first 4, and the parts of the line it misses (or meets
-    by less than `margin`: set A chooses with a margin, so that a hair's pass there still holds on set B)."""
-    photos = CHOOSE_PHOTOS if photo_set == "A" else 4
-    report = net.parent.with_name(f"{net.parent.name}-{photo_set}{photos if photo_set == 'A' else ''}.json")
+    """bench.look's medians for this network on set A's 8 photos or set B's first 4, and the parts of the line it
+    misses (or meets by less than `margin`: set A chooses with a margin, so that a hair's pass there still holds on
+    set B)."""
+    photos, suffix = (CHOOSE_PHOTOS, f"A{CHOOSE_PHOTOS}") if photo_set == "A" else (4, photo_set)
+    report = net.parent.with_name(f"{net.parent.name}-{suffix}.json")
     if not report.exists():
         sh(PY, "-m", "bench.look", "--styles", net, "--photo-set", photo_set, "--photos", photos, "--variant", "light",
            "--json", report)
@@ -104,8 +110,10 @@ def restore(slug: str) -> int:
     runs = stage_runs(slug)
     on_disk = [n for n, run in enumerate(runs, 1) if (run / "export-fp16").exists()]
     last = [row for row in log_rows() if row["style"] == slug][-1:]
-    if on_disk or not last or not (HERE / slug / "model.safetensors").exists():
-        return on_disk[-1] if on_disk else 0
+    if on_disk:
+        return on_disk[-1]
+    if not last or not (HERE / slug / "model.safetensors").exists():
+        return 0
     stage = int(last[0]["stage"])
     for name in ("export-fp16", "export"):  # `export` is what the next stage starts from
         shutil.copytree(HERE / slug, runs[stage - 1] / name)
@@ -124,7 +132,7 @@ def campaign(slug: str) -> None:
         return
     runs, stage = stage_runs(slug), restore(slug)
     if stage:
-        net, weight, layers = train(slug, runs[stage - 1], None, 0, [])
+        net, weight, layers = trained(runs[stage - 1] / "export-fp16")
     else:
         net, weight, layers = train(slug, runs[0], Path("styles") / slug / "light", start_weight(slug), CONTENT)
         stage = 1
@@ -162,7 +170,8 @@ def keep(slug: str, net: Path, stage: int, weight: float, layers: list, verdict:
 def eyes(slug: str) -> None:
     """The eyes stage, for a style that meets the line: 600 image-steps more with the gamut term, kept (installed and
     its floor recorded) only if set A and then set B still meet the line. Every try is logged in eyes.tsv."""
-    if slug in {line.split("\t")[0] for line in EYES_LOG.read_text().splitlines()[1:]} if EYES_LOG.exists() else ():
+    tried = {line.split("\t")[0] for line in EYES_LOG.read_text().splitlines()[1:]} if EYES_LOG.exists() else set()
+    if slug in tried:
         print(f"{slug}: eyes stage tried already", flush=True)
         return
     if not done(slug):
@@ -221,15 +230,14 @@ if __name__ == "__main__":
     os.chdir(REPO)
     if sys.argv[1:2] == ["--table"]:
         raise SystemExit(table())
+    gallery_order = [json.loads(p.read_text())["slug"] for p in sorted((REPO / "styles").glob("*/style.json"))]
     if sys.argv[1:2] == ["--eyes"]:
-        for slug in sys.argv[2:] or [m for m in (json.loads(p.read_text())["slug"]
-                                                  for p in sorted((REPO / "styles").glob("*/style.json")))]:
+        for slug in sys.argv[2:] or gallery_order:
             eyes(slug)
         raise SystemExit
     if sys.argv[1:2] == ["--install"]:
         for slug in sys.argv[2:] or sorted(p.name for p in HERE.iterdir() if (p / "model.safetensors").exists()):
             install(slug)
         raise SystemExit
-    order = sys.argv[1:] or [json.loads(p.read_text())["slug"] for p in sorted((REPO / "styles").glob("*/style.json"))]
-    for slug in order:
+    for slug in sys.argv[1:] or gallery_order:
         campaign(slug)
